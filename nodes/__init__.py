@@ -1,0 +1,8 @@
+"""The package ComfyUI sees: node classes (thin) plus the core in ``runware/``.
+
+Relative imports only: ComfyUI has a top-level module called ``nodes`` too.
+"""
+
+from .registry import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

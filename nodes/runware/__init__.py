@@ -1,0 +1,1 @@
+"""The Runware core: HTTP client, errors, spec validation, media. No ComfyUI imports."""

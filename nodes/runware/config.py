@@ -1,0 +1,72 @@
+"""Client settings: where Runware is, the key, timeouts, retry and polling budgets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import MissingApiKeyError
+
+DEFAULT_API_URL = "https://api.runware.ai/v1"
+API_URL_ENV = "RUNWARE_API_URL"
+API_KEY_ENV = "RUNWARE_API_KEY"
+JOB_TIMEOUT_ENV = "RUNWARE_JOB_TIMEOUT"
+
+MISSING_KEY_HINT = (
+    f"Set the {API_KEY_ENV} environment variable to your Runware API key before starting "
+    "ComfyUI (create a key at https://my.runware.ai/keys)."
+)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    api_url: str = DEFAULT_API_URL
+    # repr=False: a config printed in a log or traceback never shows the key.
+    api_key: str | None = field(default=None, repr=False)
+    connect_timeout: float = 10.0
+    # Per socket read; uploads of large files are streamed, so this is per chunk.
+    read_timeout: float = 120.0
+    # Transient failures (408/429/5xx/connection): at most this many retries per call.
+    max_retries: int = 4
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 30.0
+    retry_jitter: float = 1.0
+    # getResponse cadence: first poll after poll_initial, growing x poll_growth up to
+    # poll_max (official SDKs: 1 s, then x1.5 up to 10 s).
+    poll_initial: float = 1.0
+    poll_growth: float = 1.5
+    poll_max: float = 10.0
+    # Overall limit for one job from submission to the last result.
+    job_timeout: float = 20 * 60.0
+    # How often every wait checks the cancel hook.
+    cancel_interval: float = 0.2
+    download_chunk: int = 1 << 20
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ClientConfig:
+        values: dict[str, object] = {
+            "api_url": os.environ.get(API_URL_ENV) or DEFAULT_API_URL,
+            "api_key": (os.environ.get(API_KEY_ENV) or "").strip() or None,
+        }
+        timeout = os.environ.get(JOB_TIMEOUT_ENV)
+        if timeout:
+            try:
+                values["job_timeout"] = float(timeout)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{JOB_TIMEOUT_ENV} must be a number of seconds, got {timeout!r}"
+                ) from exc
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def require_key(self) -> str:
+        """The key, or a clear error saying how to set it (raised before any traffic)."""
+        if not self.api_key:
+            raise MissingApiKeyError("No Runware API key is configured", hint=MISSING_KEY_HINT)
+        return self.api_key
+
+    @property
+    def api_origin(self) -> tuple[str, str, int | None]:
+        parts = urlsplit(self.api_url)
+        return parts.scheme, (parts.hostname or ""), parts.port
