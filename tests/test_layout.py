@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 import sys
-import tomllib
 
+import tomllib
 from conftest import PACK, PACK_NAME, REPO_ROOT, pack_module
 
 # Top-level modules of ComfyUI itself: the pack may only reach them lazily, from host.py.

@@ -1,0 +1,648 @@
+"""Runware REST client: upload, submit, poll, download. No ComfyUI imports.
+
+Everything is async (aiohttp, which ComfyUI ships). Every public call runs under a
+watcher that checks the cancel hook every ``cancel_interval`` seconds, so a user's
+interrupt is honoured within a second in any wait: a request in flight, a retry sleep,
+a poll interval or a download chunk.
+
+Money rules enforced here:
+- a ``videoInference`` submission is only ever retried with the same taskUUID, and a
+  ``conflictTaskUUID`` answer means "already accepted" -> we go on to poll it;
+- polling keeps going through transient errors until the job's overall time limit;
+- downloads resume with HTTP Range instead of starting over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from .config import ClientConfig
+from .errors import (
+    AuthError,
+    CancelledError,
+    DownloadError,
+    InsufficientCreditsError,
+    JobTimeoutError,
+    RunwareError,
+    ServerError,
+    TaskFailedError,
+    ValidationError,
+    error_from_item,
+    scrub,
+)
+
+log = logging.getLogger("runware_ovi_sync")
+
+T = TypeVar("T")
+
+PENDING_STATUSES = {"processing", "pending", "queued", "scheduled", "waiting", "running"}
+TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One status report: phase is uploading / submitting / processing / downloading."""
+
+    phase: str
+    task_uuid: str | None = None
+    percent: float | None = None
+    done: int = 0
+    total: int = 1
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    uuid: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    task_uuid: str
+    video_uuid: str
+    url: str
+    seed: int | None = None
+    cost: float | None = None
+    index: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class Reply:
+    status: int
+    data: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+
+
+BodyFactory = Callable[[], tuple[Any, int | None]]
+
+
+def new_task_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class RunwareClient:
+    """Talks to Runware (or the local double) on behalf of one node run.
+
+    ``should_cancel`` is polled at least every ``config.cancel_interval`` seconds while
+    any call waits; returning True aborts the call with :class:`CancelledError`.
+    ``on_progress`` receives :class:`Progress` reports.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self._key = config.require_key()
+        self.config = config
+        self._should_cancel = should_cancel or (lambda: False)
+        self._on_progress = on_progress
+        self._session: aiohttp.ClientSession | None = None
+        self._rng = random.Random()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> RunwareClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self.config.connect_timeout,
+                sock_connect=self.config.connect_timeout,
+                sock_read=self.config.read_timeout,
+            )
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    # -- cancel-aware waiting --------------------------------------------------------
+
+    def check_cancel(self, task_uuid: str | None = None) -> None:
+        if self._should_cancel():
+            raise CancelledError(
+                "Cancelled by the user",
+                task_uuid=task_uuid,
+                hint="A job already submitted keeps running on Runware." if task_uuid else None,
+            )
+
+    async def _cancellable(self, coro: Awaitable[T], task_uuid: str | None = None) -> T:
+        """Await ``coro`` while checking the cancel hook every cancel_interval seconds."""
+        if self._should_cancel():
+            if asyncio.iscoroutine(coro):
+                coro.close()  # never started: close it so it is not reported as leaked
+            self.check_cancel(task_uuid)
+        task = asyncio.ensure_future(coro)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.config.cancel_interval)
+                if done:
+                    return task.result()
+                if self._should_cancel():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    self.check_cancel(task_uuid)
+        except BaseException:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            raise
+
+    async def sleep(self, seconds: float, task_uuid: str | None = None) -> None:
+        """Sleep that wakes up for the cancel hook."""
+        await self._cancellable(asyncio.sleep(max(0.0, seconds)), task_uuid)
+
+    def _report(self, progress: Progress) -> None:
+        if self._on_progress is not None:
+            try:
+                self._on_progress(progress)
+            except Exception:  # a broken UI callback must not fail a paid job
+                log.exception("Progress callback failed")
+
+    # -- transport -------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    def _retry_delay(self, attempt: int, retry_after: str | None) -> float:
+        cfg = self.config
+        delay = min(cfg.retry_base_delay * (2 ** (attempt - 1)), cfg.retry_max_delay)
+        if retry_after:
+            try:
+                delay = min(max(delay, float(retry_after)), cfg.retry_max_delay)
+            except ValueError:
+                pass
+        return delay + self._rng.uniform(0, cfg.retry_jitter)
+
+    async def _send_once(self, body: BodyFactory) -> tuple[int, Any, str | None]:
+        payload, length = body()
+        headers = self._headers()
+        if length is not None:
+            # An explicit length keeps aiohttp from chunked encoding a streamed body.
+            headers["Content-Length"] = str(length)
+        async with self._http().post(self.config.api_url, data=payload, headers=headers) as resp:
+            text = await resp.text()
+            try:
+                parsed = json.loads(text) if text else None
+            except ValueError:
+                parsed = None
+            return resp.status, parsed, resp.headers.get("Retry-After")
+
+    async def post(
+        self,
+        tasks: list[dict[str, Any]] | None = None,
+        *,
+        body: BodyFactory | None = None,
+        task_uuid: str | None = None,
+        retries: int | None = None,
+        label: str = "request",
+    ) -> Reply:
+        """POST a task array, retrying transient failures with backoff and jitter.
+
+        The same body (hence the same taskUUIDs) is re-sent on every attempt. Returns
+        the parsed reply, errors included, for any non-transient status.
+        """
+        if body is None:
+            encoded = json.dumps(tasks).encode()
+            body = lambda: (encoded, len(encoded))  # noqa: E731
+        max_retries = self.config.max_retries if retries is None else retries
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                status, parsed, retry_after = await self._cancellable(
+                    self._send_once(body), task_uuid
+                )
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                failure: RunwareError = ServerError(
+                    f"Could not reach Runware for {label}: {type(exc).__name__}",
+                    task_uuid=task_uuid,
+                    hint="Check the network connection; the call is retried automatically.",
+                )
+                retry_after = None
+            else:
+                if status not in TRANSIENT_HTTP and parsed is not None:
+                    return _parse_reply(status, parsed)
+                failure = _transient_error(status, parsed, task_uuid, self._key, label)
+            if attempt > max_retries:
+                raise failure
+            delay = self._retry_delay(attempt, retry_after)
+            log.warning(
+                "Runware %s failed (%s); retry %d/%d in %.1f s",
+                label, failure.code or failure.http_status or "connection", attempt,
+                max_retries, delay,
+            )
+            await self.sleep(delay, task_uuid)
+
+    def _raise_errors(self, reply: Reply, task_uuid: str | None = None) -> None:
+        for item in reply.errors:
+            if task_uuid and item.get("taskUUID") not in (None, task_uuid):
+                continue
+            err = error_from_item(item, reply.status, secret=self._key)
+            if len(reply.errors) > 1 and isinstance(err, ValidationError):
+                others = "; ".join(
+                    f"{e.get('parameter') or e.get('code')}: {e.get('message')}"
+                    for e in reply.errors[1:]
+                )
+                err = ValidationError(
+                    scrub(f"{err.message}; also {others}", self._key),
+                    code=err.code, parameter=err.parameter, task_uuid=err.task_uuid,
+                    task_type=err.task_type, http_status=err.http_status,
+                )
+            raise err
+
+    # -- uploads ---------------------------------------------------------------------
+
+    async def upload_image(self, image: bytes | Path, mime: str = "image/png") -> UploadResult:
+        """``imageUpload``: an image -> imageUUID (stored <= 2048 px on the long side)."""
+        item = await self._upload("imageUpload", "image", image, mime, {})
+        return UploadResult(str(item.get("imageUUID")), item.get("imageURL"))
+
+    async def upload_media(self, media: bytes | Path, mime: str) -> UploadResult:
+        """``mediaStorage`` upload: video / audio / image -> mediaUUID."""
+        item = await self._upload("mediaStorage", "media", media, mime, {"operation": "upload"})
+        return UploadResult(str(item.get("mediaUUID")), item.get("mediaURL"))
+
+    async def _upload(
+        self, task_type: str, field_name: str, source: bytes | Path, mime: str,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+        if size == 0:
+            raise ValidationError(f"Refusing to upload an empty file for {field_name}")
+        self._report(Progress("uploading"))
+        # A lost upload answer is harmless to repeat (uploads are free), so every attempt
+        # carries a fresh taskUUID: a retry can then never be refused as a conflict.
+        uuids: list[str] = []
+
+        def body() -> tuple[Any, int | None]:
+            uuids.append(new_task_uuid())
+            head = {"taskType": task_type, "taskUUID": uuids[-1], **extra}
+            return _base64_json_body(head, field_name, source, mime, self.check_cancel)
+
+        reply = await self.post(body=body, label=task_type)
+        self._raise_errors(reply)
+        for item in reply.data:
+            if item.get("taskUUID") in uuids and item.get("taskType", task_type) == task_type:
+                return item
+        raise ServerError(f"Runware answered {task_type} without a result", http_status=200)
+
+    # -- video jobs ------------------------------------------------------------------
+
+    async def submit_video(self, task: dict[str, Any]) -> str:
+        """Submit one async ``videoInference`` task; returns its taskUUID.
+
+        Retries re-send the same taskUUID; ``conflictTaskUUID`` means Runware already has
+        this task (an earlier attempt's answer was lost), so it counts as accepted.
+        """
+        task = dict(task)
+        task.setdefault("taskType", "videoInference")
+        task.setdefault("taskUUID", new_task_uuid())
+        task["deliveryMethod"] = "async"
+        task_uuid = str(task["taskUUID"])
+        self._report(Progress("submitting", task_uuid))
+        reply = await self.post([task], task_uuid=task_uuid, label="videoInference submission")
+        if any(e.get("code") == "conflictTaskUUID" for e in reply.errors):
+            log.info("Task %s was already accepted by Runware; polling it", task_uuid)
+            return task_uuid
+        self._raise_errors(reply)
+        if not any(d.get("taskUUID") == task_uuid for d in reply.data):
+            raise ServerError(
+                "Runware did not acknowledge the submission", task_uuid=task_uuid,
+                http_status=reply.status,
+            )
+        log.info("Submitted %s task %s", task.get("model"), task_uuid)
+        return task_uuid
+
+    async def poll_video(
+        self,
+        task_uuid: str,
+        *,
+        number_results: int = 1,
+        timeout: float | None = None,
+    ) -> list[VideoResult]:
+        """Poll ``getResponse`` until every result is in, the job fails, or time runs out."""
+        limit = self.config.job_timeout if timeout is None else timeout
+        started = time.monotonic()
+        delay = self.config.poll_initial
+        found: dict[str, VideoResult] = {}
+        order: list[str] = []
+        while True:
+            await self.sleep(min(delay, max(0.0, started + limit - time.monotonic())), task_uuid)
+            try:
+                reply = await self.post(
+                    [{"taskType": "getResponse", "taskUUID": task_uuid}],
+                    task_uuid=task_uuid, label="getResponse",
+                )
+            except RunwareError as exc:
+                if not exc.retryable or time.monotonic() - started >= limit:
+                    raise
+                log.warning("Polling task %s: %s; still trying", task_uuid, exc.message)
+                reply = Reply(0, [], [])
+            for item in reply.errors:
+                if item.get("taskUUID") in (None, task_uuid):
+                    raise _job_error(item, reply.status, task_uuid, self._key)
+            percents: list[float] = []
+            for item in reply.data:
+                if item.get("taskUUID") not in (None, task_uuid):
+                    continue
+                status = str(item.get("status") or "").lower()
+                result = _result_from_item(item, task_uuid)
+                if result is not None:
+                    key = result.video_uuid if result.index is None else f"#{result.index}"
+                    if key not in found:
+                        found[key] = result
+                        order.append(key)
+                elif status in PENDING_STATUSES or not status:
+                    if isinstance(item.get("progress"), (int, float)):
+                        percents.append(float(item["progress"]))
+                elif status != "success":
+                    log.debug("Task %s: unknown status %r treated as pending", task_uuid, status)
+            elapsed = time.monotonic() - started
+            total = max(number_results, 1)
+            percent = _overall_percent(len(found), total, percents)
+            self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed))
+            if len(found) >= total:
+                results = [found[k] for k in order]
+                results.sort(key=lambda r: (r.index is None, r.index or 0))
+                return results
+            if elapsed >= limit:
+                raise JobTimeoutError(
+                    f"The job did not finish within {limit:.0f} s",
+                    task_uuid=task_uuid,
+                    hint="It may still finish on Runware: queue again later to pick it up.",
+                )
+            delay = min(delay * self.config.poll_growth, self.config.poll_max)
+
+    async def run_video(
+        self, task: dict[str, Any], *, timeout: float | None = None
+    ) -> list[VideoResult]:
+        """Submit then poll one task: the whole paid job, exactly once."""
+        task_uuid = await self.submit_video(task)
+        return await self.poll_video(
+            task_uuid, number_results=int(task.get("numberResults") or 1), timeout=timeout
+        )
+
+    # -- downloads -------------------------------------------------------------------
+
+    def check_download_url(self, url: str) -> None:
+        """Only https, except the configured API's own host (the local double)."""
+        parts = urlsplit(url)
+        scheme, host, port = self.config.api_origin
+        if parts.scheme == "https" and parts.hostname:
+            return
+        if parts.scheme == scheme and parts.hostname == host and parts.port == port:
+            return
+        raise ValidationError(
+            f"Refusing to download a result from {parts.scheme}://{parts.hostname}: "
+            "only https URLs (or the configured RUNWARE_API_URL host) are allowed"
+        )
+
+    async def download(self, url: str, dest: Path, *, task_uuid: str | None = None) -> Path:
+        """Stream ``url`` to ``dest``, resuming with Range after a dropped connection.
+
+        The body goes to ``dest.part`` and is renamed only when its size matches the
+        server's Content-Length, so a partial file never looks like a result.
+        """
+        self.check_download_url(url)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        part.unlink(missing_ok=True)
+        total: int | None = None
+        failures = 0
+        while True:
+            try:
+                total = await self._cancellable(
+                    self._download_into(part, url, total, task_uuid), task_uuid
+                )
+            except DownloadError as exc:
+                failures += 1
+                if not exc.retryable or failures > self.config.max_retries:
+                    raise
+                delay = self._retry_delay(failures, None)
+                log.warning("Download interrupted (%s); resuming in %.1f s", exc.message, delay)
+                await self.sleep(delay, task_uuid)
+                continue
+            break
+        size = part.stat().st_size
+        if total is not None and size != total:
+            raise DownloadError(
+                f"Downloaded {size} bytes but the server announced {total}", task_uuid=task_uuid
+            )
+        os.replace(part, dest)
+        return dest
+
+    async def _download_into(
+        self, part: Path, url: str, total: int | None, task_uuid: str | None
+    ) -> int | None:
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        self._report(Progress("downloading", task_uuid, _pct(have, total)))
+        try:
+            async with self._http().get(url, headers=headers) as resp:
+                if resp.status == 416 and total is not None and have == total:
+                    return total
+                if resp.status not in (200, 206):
+                    raise _download_status_error(resp.status, task_uuid)
+                if resp.status == 200:
+                    have = 0  # the server ignored our Range: start over
+                    total = resp.content_length
+                else:
+                    total = _content_range_total(resp.headers.get("Content-Range")) or total
+                with open(part, "r+b" if have else "wb") as fh:
+                    fh.seek(have)
+                    fh.truncate()
+                    async for chunk in resp.content.iter_chunked(self.config.download_chunk):
+                        self.check_cancel(task_uuid)
+                        fh.write(chunk)
+                        have += len(chunk)
+                        self._report(Progress("downloading", task_uuid, _pct(have, total)))
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise DownloadError(
+                f"connection lost after {have} bytes ({type(exc).__name__})", task_uuid=task_uuid
+            ) from None
+        if total is not None and have < total:
+            raise DownloadError(f"connection closed after {have} of {total} bytes",
+                                task_uuid=task_uuid)
+        return total
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _download_status_error(status: int, task_uuid: str | None) -> DownloadError:
+    err = DownloadError(
+        f"Result download answered HTTP {status}", task_uuid=task_uuid, http_status=status,
+        hint="The result URL may have expired; recover the job by its taskUUID.",
+    )
+    err.retryable = status in TRANSIENT_HTTP
+    return err
+
+
+def _pct(have: int, total: int | None) -> float | None:
+    return round(100.0 * have / total, 1) if total else None
+
+
+def _content_range_total(value: str | None) -> int | None:
+    # "bytes 100-199/200"
+    if value and "/" in value:
+        tail = value.rsplit("/", 1)[1].strip()
+        if tail.isdigit():
+            return int(tail)
+    return None
+
+
+def _overall_percent(done: int, total: int, running: list[float]) -> float | None:
+    if not running and not done:
+        return None
+    return round(100.0 * (done + sum(p / 100.0 for p in running)) / total, 1)
+
+
+def _as_list(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)]
+    return [{"message": str(value)}]
+
+
+def _parse_reply(status: int, parsed: Any) -> Reply:
+    if isinstance(parsed, list):  # tolerate a bare list of items
+        parsed = {"data": parsed}
+    if not isinstance(parsed, dict):
+        return Reply(status, [], [{"code": "invalidResponse",
+                                   "message": "Runware sent an unreadable answer"}])
+    items = _as_list(parsed.get("data"))
+    errors = _as_list(parsed.get("errors")) + _as_list(parsed.get("error"))
+    # Error items can also arrive inside `data` (newer SDKs' shape for a failed job).
+    data = []
+    for item in items:
+        if str(item.get("status", "")).lower() == "error" or isinstance(item.get("error"), dict):
+            errors.append(item)
+        else:
+            data.append(item)
+    if status >= 400 and not errors:
+        errors.append({"code": None, "message": f"Runware answered HTTP {status}"})
+    return Reply(status, data, errors)
+
+
+def _transient_error(
+    status: int, parsed: Any, task_uuid: str | None, key: str, label: str
+) -> RunwareError:
+    items = _parse_reply(status, parsed).errors if parsed is not None else []
+    if items and items[0].get("code"):
+        err = error_from_item(items[0], status, secret=key)
+        if err.retryable:
+            return err
+    return ServerError(
+        f"Runware answered HTTP {status} to the {label}",
+        task_uuid=task_uuid, http_status=status,
+        hint="Runware had a temporary problem; queue again in a moment.",
+    )
+
+
+def _job_error(item: dict[str, Any], status: int, task_uuid: str, key: str) -> RunwareError:
+    """A failed job is a TaskFailedError whatever its code (auth problems stay auth)."""
+    err = error_from_item(item, status if status >= 400 else None, secret=key)
+    if isinstance(err, (TaskFailedError, AuthError, InsufficientCreditsError)):
+        if err.task_uuid:
+            return err
+    return TaskFailedError(
+        err.message, code=err.code, parameter=err.parameter,
+        task_uuid=err.task_uuid or task_uuid, task_type=err.task_type,
+        http_status=err.http_status,
+        hint="The job failed on Runware; change the inputs or try again.",
+    )
+
+
+def _result_from_item(item: dict[str, Any], task_uuid: str) -> VideoResult | None:
+    url = item.get("videoURL") or item.get("mediaURL")
+    if not url:
+        return None
+    video_uuid = item.get("videoUUID") or item.get("mediaUUID") or url
+    seed = item.get("seed")
+    cost = item.get("cost")
+    index = item.get("resultIndex")
+    return VideoResult(
+        task_uuid=str(item.get("taskUUID") or task_uuid),
+        video_uuid=str(video_uuid),
+        url=str(url),
+        seed=int(seed) if isinstance(seed, (int, float)) else None,
+        cost=float(cost) if isinstance(cost, (int, float)) else None,
+        index=int(index) if isinstance(index, int) else None,
+        raw=dict(item),
+    )
+
+
+def _base64_json_body(
+    head: dict[str, Any],
+    field_name: str,
+    source: bytes | Path,
+    mime: str,
+    check_cancel: Callable[[], None],
+) -> tuple[Any, int]:
+    """A JSON task array whose ``field_name`` is a base64 data URI of ``source``.
+
+    A file is streamed: read 3 MiB at a time and base64-encoded chunk by chunk, so the
+    upload never holds the whole file, let alone its base64 text, in memory.
+    """
+    prefix = (json.dumps([head])[:-2] + f', "{field_name}": "data:{mime};base64,').encode()
+    suffix = b'"}]'
+    if isinstance(source, bytes):
+        data = prefix + base64.b64encode(source) + suffix
+        return data, len(data)
+    path = Path(source)
+    size = path.stat().st_size
+    length = len(prefix) + 4 * ((size + 2) // 3) + len(suffix)
+    return _stream_file_b64(prefix, suffix, path, check_cancel), length
+
+
+async def _stream_file_b64(
+    prefix: bytes, suffix: bytes, path: Path, check_cancel: Callable[[], None]
+) -> AsyncIterator[bytes]:
+    yield prefix
+    with open(path, "rb") as fh:
+        while True:
+            check_cancel()
+            chunk = fh.read(3 << 20)  # a multiple of 3: no padding mid-stream
+            if not chunk:
+                break
+            yield base64.b64encode(chunk)
+    yield suffix
+
+
+def tasks_of(items: Iterable[dict[str, Any]], task_type: str) -> list[dict[str, Any]]:
+    return [i for i in items if i.get("taskType") == task_type]
