@@ -351,7 +351,11 @@ class RunwareClient:
         number_results: int = 1,
         timeout: float | None = None,
     ) -> list[VideoResult]:
-        """Poll ``getResponse`` until every result is in, the job fails, or time runs out."""
+        """Poll ``getResponse`` until every result is in, the job fails, or time runs out.
+
+        ``number_results`` <= 0 means "unknown" (recovering a job by its taskUUID): done
+        once at least one result is in and no item is still pending.
+        """
         limit = self.config.job_timeout if timeout is None else timeout
         started = time.monotonic()
         delay = self.config.poll_initial
@@ -373,6 +377,7 @@ class RunwareClient:
                 if item.get("taskUUID") in (None, task_uuid):
                     raise _job_error(item, reply.status, task_uuid, self._key)
             percents: list[float] = []
+            pending = 0
             for item in reply.data:
                 if item.get("taskUUID") not in (None, task_uuid):
                     continue
@@ -384,15 +389,16 @@ class RunwareClient:
                         found[key] = result
                         order.append(key)
                 elif status in PENDING_STATUSES or not status:
+                    pending += 1
                     if isinstance(item.get("progress"), (int, float)):
                         percents.append(float(item["progress"]))
                 elif status != "success":
                     log.debug("Task %s: unknown status %r treated as pending", task_uuid, status)
             elapsed = time.monotonic() - started
-            total = max(number_results, 1)
+            total = number_results if number_results > 0 else max(len(found) + pending, 1)
             percent = _overall_percent(len(found), total, percents)
             self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed))
-            if len(found) >= total:
+            if (len(found) >= total) if number_results > 0 else (found and not pending):
                 results = [found[k] for k in order]
                 results.sort(key=lambda r: (r.index is None, r.index or 0))
                 return results
