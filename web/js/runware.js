@@ -3,7 +3,7 @@
 import { app } from "../../../scripts/app.js";
 
 // Nodes whose INT "seed" must start at "fixed": with "randomize" every queue re-runs a paid job.
-const PAID_NODES = new Set(["RunwareOvi"]);
+const PAID_NODES = new Set(["RunwareOvi"]);  // RunwareSync3 has no seed input
 
 app.registerExtension({
   name: "runware.ovi_sync3",

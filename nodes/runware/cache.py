@@ -1,0 +1,305 @@
+"""On-disk memory of paid work: finished results, pending submissions, uploads.
+
+Layout under the cache directory (``RUNWARE_CACHE_DIR``, else ComfyUI's output folder
+``runware/``):
+
+    results/<taskUUID>-<i>.<ext>   downloaded results (the paid files)
+    entries/<fingerprint>.json     which results a request fingerprint produced
+    journal/<fingerprint>.json     a submission not yet finished: its taskUUID and task
+    uploads.json                   content hash -> upload UUID (younger than 25 days)
+    locks/<fingerprint>.lock       one run per fingerprint at a time (across processes)
+
+The fingerprint covers the model, the canonical request (no taskUUID) and the content
+hash of every uploaded medium, so the same inputs map to the same paid result, after a
+restart too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .uploads import UploadCache
+
+log = logging.getLogger("runware_ovi_sync")
+
+CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
+CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
+CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
+DEFAULT_MAX_BYTES = 20 * 1024**3
+DEFAULT_MAX_AGE = 30 * 24 * 3600.0
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str, str]) -> str:
+    """sha256 over the model, the task without its taskUUID, and the inputs' content.
+
+    ``media_hashes`` maps each upload placeholder in ``task`` to its content hash, so the
+    fingerprint does not depend on which UUID an upload happened to get.
+    """
+    canonical = {k: v for k, v in task.items() if k != "taskUUID"}
+    text = canonical_json({"model": model, "task": canonical, "media": media_hashes})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class CachedResult:
+    file: str  # name under results/
+    url: str
+    video_uuid: str
+    task_uuid: str
+    seed: int | None = None
+    cost: float | None = None
+    index: int | None = None
+    size: int = 0
+    sha256: str = ""
+
+
+@dataclass
+class CacheEntry:
+    fingerprint: str
+    model: str
+    task_uuid: str
+    results: list[CachedResult]
+    created: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.time)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CacheEntry:
+        results = [CachedResult(**r) for r in data.get("results", [])]
+        return cls(data["fingerprint"], data["model"], data["task_uuid"], results,
+                   data.get("created", 0.0), data.get("last_used", 0.0))
+
+
+@dataclass
+class JournalEntry:
+    """A submission that may be running on Runware: resume it instead of paying again."""
+
+    fingerprint: str
+    model: str
+    task_uuid: str
+    task: dict[str, Any]
+    extension: str
+    submitted: float = field(default_factory=time.time)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        log.warning("Ignoring unreadable cache file %s", path)
+        return None
+
+
+class ResultCache:
+    """Results, journal, upload dedupe and per-fingerprint locks in one directory."""
+
+    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_age: float = DEFAULT_MAX_AGE) -> None:
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.results_dir = self.root / "results"
+        self.uploads = UploadCache(self.root / "uploads.json")
+
+    @classmethod
+    def from_env(cls, default_root: Path) -> ResultCache:
+        root = Path(os.environ.get(CACHE_DIR_ENV) or default_root)
+        max_gb = os.environ.get(CACHE_MAX_GB_ENV)
+        max_days = os.environ.get(CACHE_MAX_DAYS_ENV)
+        return cls(
+            root,
+            max_bytes=int(float(max_gb) * 1024**3) if max_gb else DEFAULT_MAX_BYTES,
+            max_age=float(max_days) * 86400 if max_days else DEFAULT_MAX_AGE,
+        )
+
+    # -- finished results ------------------------------------------------------------
+
+    def _entry_path(self, fingerprint: str) -> Path:
+        return self.root / "entries" / f"{fingerprint}.json"
+
+    def result_path(self, result: CachedResult) -> Path:
+        return self.results_dir / result.file
+
+    def lookup(self, fingerprint: str) -> CacheEntry | None:
+        data = _read_json(self._entry_path(fingerprint))
+        if not data:
+            return None
+        entry = CacheEntry.from_dict(data)
+        if time.time() - entry.created > self.max_age:
+            self._drop_entry(entry)
+            return None
+        return entry
+
+    def find_task(self, task_uuid: str) -> CacheEntry | None:
+        """The cached entry a taskUUID produced (for RunwareFetchResult)."""
+        for path in sorted((self.root / "entries").glob("*.json")):
+            data = _read_json(path)
+            if data and data.get("task_uuid") == task_uuid:
+                return CacheEntry.from_dict(data)
+        return None
+
+    def is_intact(self, result: CachedResult) -> bool:
+        path = self.result_path(result)
+        try:
+            if path.stat().st_size != result.size:
+                return False
+        except FileNotFoundError:
+            return False
+        return not result.sha256 or file_sha256(path) == result.sha256
+
+    def store(self, entry: CacheEntry) -> None:
+        entry.last_used = time.time()
+        _write_json(self._entry_path(entry.fingerprint), asdict(entry))
+        self.evict(keep=entry.fingerprint)
+
+    def touch(self, entry: CacheEntry) -> None:
+        entry.last_used = time.time()
+        _write_json(self._entry_path(entry.fingerprint), asdict(entry))
+
+    def _drop_entry(self, entry: CacheEntry) -> None:
+        for result in entry.results:
+            self.result_path(result).unlink(missing_ok=True)
+        self._entry_path(entry.fingerprint).unlink(missing_ok=True)
+
+    def evict(self, keep: str | None = None) -> int:
+        """Drop entries past the age limit, then least recently used ones over the size cap."""
+        entries = []
+        for path in (self.root / "entries").glob("*.json"):
+            data = _read_json(path)
+            if data:
+                entries.append(CacheEntry.from_dict(data))
+        now = time.time()
+        dropped = 0
+        alive = []
+        for entry in entries:
+            if now - entry.created > self.max_age and entry.fingerprint != keep:
+                self._drop_entry(entry)
+                dropped += 1
+            else:
+                alive.append(entry)
+        sizes = {e.fingerprint: sum(r.size for r in e.results) for e in alive}
+        total = sum(sizes.values())
+        for entry in sorted(alive, key=lambda e: e.last_used):
+            if total <= self.max_bytes:
+                break
+            if entry.fingerprint == keep:
+                continue
+            self._drop_entry(entry)
+            total -= sizes[entry.fingerprint]
+            dropped += 1
+        if dropped:
+            log.info("Result cache: evicted %d old result set(s)", dropped)
+        return dropped
+
+    def clear(self) -> None:
+        for entry_path in (self.root / "entries").glob("*.json"):
+            data = _read_json(entry_path)
+            if data:
+                self._drop_entry(CacheEntry.from_dict(data))
+
+    # -- pending submissions ---------------------------------------------------------
+
+    def _journal_path(self, fingerprint: str) -> Path:
+        return self.root / "journal" / f"{fingerprint}.json"
+
+    def journal_get(self, fingerprint: str) -> JournalEntry | None:
+        data = _read_json(self._journal_path(fingerprint))
+        return JournalEntry(**data) if data else None
+
+    def journal_put(self, entry: JournalEntry) -> None:
+        _write_json(self._journal_path(entry.fingerprint), asdict(entry))
+
+    def journal_drop(self, fingerprint: str) -> None:
+        self._journal_path(fingerprint).unlink(missing_ok=True)
+
+    def journal_find_task(self, task_uuid: str) -> JournalEntry | None:
+        for path in (self.root / "journal").glob("*.json"):
+            data = _read_json(path)
+            if data and data.get("task_uuid") == task_uuid:
+                return JournalEntry(**data)
+        return None
+
+    # -- one run per fingerprint -----------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def locked(
+        self, fingerprint: str, check_cancel: Callable[[], None]
+    ) -> AsyncIterator[None]:
+        """Hold the fingerprint's lock; waiting runs check ``check_cancel`` meanwhile."""
+        lock = _FileLock(self.root / "locks" / f"{fingerprint}.lock")
+        while not lock.try_acquire():
+            check_cancel()
+            await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+class _FileLock:
+    """An exclusive lock: flock across processes where available, plus a thread lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with _THREAD_LOCKS_GUARD:
+            self._thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if not self._thread_lock.acquire(blocking=False):
+            return False
+        try:
+            import fcntl
+        except ImportError:  # Windows: in-process exclusion only
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self._thread_lock.release()
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+        self._thread_lock.release()

@@ -1,0 +1,292 @@
+"""Run a prepared job exactly once: cache -> upload -> journal -> submit -> poll -> download.
+
+- A finished result is stored under its request fingerprint: the same request later (after
+  a restart too) reuses the file and makes no request at all.
+- Before a submission, its taskUUID and task go into an on-disk journal. A run that finds
+  a journal entry for its fingerprint (ComfyUI restarted, the user cancelled, the time
+  limit passed) resumes that task instead of paying again: re-sending the same taskUUID is
+  answered ``conflictTaskUUID`` (already accepted) and polling picks the job up.
+- The downloaded file is the paid result: it is written and kept before anything decodes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .cache import CachedResult, CacheEntry, JournalEntry, ResultCache, file_sha256
+from .cache import request_fingerprint as _fingerprint
+from .client import Progress, RunwareClient, VideoResult
+from .config import ClientConfig
+from .errors import DownloadError, TaskFailedError, TaskNotFoundError, ValidationError
+from .tasks import PreparedJob, Upload
+from .uploads import UploadCache, content_hash
+
+log = logging.getLogger("runware_ovi_sync")
+
+# Error codes meaning "that media UUID is unknown" (Runware dropped an old upload).
+MEDIA_GONE_CODES = {"mediaNotFound", "imageNotFound", "invalidMediaUUID", "invalidImageUUID",
+                    "fileNotFound"}
+MEDIA_FIELDS = ("inputs.image", "inputs.video", "inputs.audio", "settings.segments")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    result: VideoResult
+    path: Path
+    cached: bool = False  # True when reused from the result cache (no new charge)
+
+
+class SessionCost:
+    """Running total of what this ComfyUI session spent on Runware (fresh jobs only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0.0
+        self.jobs = 0
+
+    def add(self, cost: float) -> float:
+        with self._lock:
+            self.total += cost
+            self.jobs += 1
+            return self.total
+
+
+SESSION_COST = SessionCost()
+
+
+def job_fingerprint(job: PreparedJob) -> tuple[str, dict[str, str]]:
+    hashes = {u.placeholder: f"{u.task_type}:{content_hash(u.source)}" for u in job.uploads}
+    return _fingerprint(job.model, job.task, hashes), hashes
+
+
+def _report(on_progress: Callable[[Progress], None] | None, progress: Progress) -> None:
+    if on_progress is not None:
+        on_progress(progress)
+
+
+async def run_cached_job(
+    job: PreparedJob,
+    *,
+    config: ClientConfig,
+    cache: ResultCache,
+    reuse: bool = True,
+    should_cancel: Callable[[], bool] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> list[JobResult]:
+    """The whole paid job, at most once per fingerprint. See the module docstring."""
+    fingerprint, hashes = job_fingerprint(job)
+    if reuse:
+        hit = await _from_cache(cache, fingerprint, config, should_cancel, on_progress)
+        if hit is not None:
+            return hit
+    async with RunwareClient(config, should_cancel=should_cancel,
+                             on_progress=on_progress) as client:
+        async with cache.locked(fingerprint, client.check_cancel):
+            if reuse:  # an identical run may have finished while we waited for the lock
+                hit = await _from_cache(cache, fingerprint, config, should_cancel, on_progress)
+                if hit is not None:
+                    return hit
+            results, task_uuid = await _submit_or_resume(client, job, cache, fingerprint,
+                                                          hashes)
+            outcome = await _download_all(client, cache, results, job.extension)
+            cache.store(CacheEntry(fingerprint, job.model, task_uuid, [
+                _cached_record(r, cache) for r in outcome
+            ]))
+            cache.journal_drop(fingerprint)
+    cost = sum(r.result.cost or 0.0 for r in outcome)
+    total = SESSION_COST.add(cost)
+    log.info("Runware task %s: %d result(s), cost $%.4f (this session: $%.4f)", task_uuid,
+             len(outcome), cost, total)
+    return outcome
+
+
+async def _submit_or_resume(
+    client: RunwareClient, job: PreparedJob, cache: ResultCache, fingerprint: str,
+    hashes: dict[str, str],
+) -> tuple[list[VideoResult], str]:
+    pending = cache.journal_get(fingerprint)
+    if pending is not None:
+        log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying again",
+                 pending.task_uuid, time.time() - pending.submitted)
+        try:
+            results = await client.run_video(pending.task)
+            return results, pending.task_uuid
+        except TaskNotFoundError:
+            log.warning("Runware no longer knows task %s; submitting it anew",
+                        pending.task_uuid)
+            cache.journal_drop(fingerprint)
+    fresh = False
+    for attempt in (1, 2):
+        uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, hashes,
+                                         force=attempt == 2)
+        task = job.with_uploads(uuids)
+        if attempt == 2:
+            task["taskUUID"] = str(uuid.uuid4())
+        cache.journal_put(JournalEntry(fingerprint, job.model, task["taskUUID"], task,
+                                       job.extension))
+        try:
+            return await client.run_video(task), task["taskUUID"]
+        except ValidationError as exc:
+            cache.journal_drop(fingerprint)  # refused: nothing was accepted or billed
+            if attempt == 1 and not fresh and _media_gone(exc):
+                log.warning("Runware no longer has an earlier upload (%s); uploading again",
+                            exc.code or exc.parameter)
+                for stale in uuids.values():
+                    cache.uploads.forget_uuid(stale)
+                continue
+            raise
+        except TaskFailedError:
+            cache.journal_drop(fingerprint)  # the job ended: a new run submits anew
+            raise
+    raise AssertionError("unreachable")
+
+
+def _media_gone(exc: ValidationError) -> bool:
+    if exc.code in MEDIA_GONE_CODES:
+        return True
+    return bool(exc.parameter) and str(exc.parameter).startswith(MEDIA_FIELDS) and \
+        "not found" in exc.message.lower()
+
+
+async def _upload_all(
+    client: RunwareClient, uploads: list[Upload], known: UploadCache,
+    hashes: dict[str, str], *, force: bool,
+) -> tuple[dict[str, str], bool]:
+    """Upload each medium once per content; returns (placeholder -> UUID, all fresh?)."""
+    uuids: dict[str, str] = {}
+    all_fresh = True
+    for upload in uploads:
+        key = f"{client.config.api_url}|{hashes[upload.placeholder]}"
+        cached = None if force else known.get(key)
+        if cached:
+            log.info("%s: same content as an earlier upload, reusing %s", upload.input_name,
+                     cached)
+            uuids[upload.placeholder] = cached
+            all_fresh = False
+            continue
+        if upload.task_type == "imageUpload":
+            done = await client.upload_image(upload.source, upload.mime)
+        else:
+            done = await client.upload_media(upload.source, upload.mime)
+        log.info("Uploaded %s as %s", upload.input_name, done.uuid)
+        known.put(key, done.uuid)
+        uuids[upload.placeholder] = done.uuid
+    return uuids, all_fresh
+
+
+def _extension_for(url: str, default: str) -> str:
+    suffix = Path(urlsplit(url).path).suffix.lower().lstrip(".")
+    return suffix if suffix in ("mp4", "webm", "mov") else default
+
+
+async def _download_all(
+    client: RunwareClient, cache: ResultCache, results: list[VideoResult], extension: str
+) -> list[JobResult]:
+    outcome = []
+    for index, result in enumerate(results):
+        name = f"{result.task_uuid}-{index}.{_extension_for(result.url, extension)}"
+        path = await client.download(result.url, cache.results_dir / name,
+                                     task_uuid=result.task_uuid)
+        outcome.append(JobResult(result, path))
+    return outcome
+
+
+def _cached_record(job_result: JobResult, cache: ResultCache) -> CachedResult:
+    r, path = job_result.result, job_result.path
+    return CachedResult(
+        file=path.name, url=r.url, video_uuid=r.video_uuid, task_uuid=r.task_uuid,
+        seed=r.seed, cost=r.cost, index=r.index, size=path.stat().st_size,
+        sha256=file_sha256(path),
+    )
+
+
+def _as_job_result(record: CachedResult, cache: ResultCache) -> JobResult:
+    result = VideoResult(task_uuid=record.task_uuid, video_uuid=record.video_uuid,
+                         url=record.url, seed=record.seed, cost=record.cost,
+                         index=record.index)
+    return JobResult(result, cache.result_path(record), cached=True)
+
+
+async def _from_cache(
+    cache: ResultCache, fingerprint: str, config: ClientConfig,
+    should_cancel: Callable[[], bool] | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> list[JobResult] | None:
+    entry = cache.lookup(fingerprint)
+    if entry is None:
+        return None
+    broken = [r for r in entry.results if not cache.is_intact(r)]
+    if broken:
+        log.warning("Cached result of task %s is damaged or missing; fetching it again "
+                    "(no new charge)", entry.task_uuid)
+        async with RunwareClient(config, should_cancel=should_cancel,
+                                 on_progress=on_progress) as client:
+            await refetch(client, cache, entry, broken)
+        cache.store(entry)
+    else:
+        cache.touch(entry)
+    log.info("Reusing the cached result of Runware task %s (no new charge)", entry.task_uuid)
+    _report(on_progress, Progress("cached", entry.task_uuid, 100.0, len(entry.results),
+                                  len(entry.results)))
+    return [_as_job_result(r, cache) for r in entry.results]
+
+
+async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
+                  broken: list[CachedResult]) -> None:
+    """Download damaged results again: from their URL, else fresh URLs from getResponse."""
+    fresh: list[VideoResult] | None = None
+    for record in broken:
+        path = cache.result_path(record)
+        try:
+            await client.download(record.url, path, task_uuid=record.task_uuid)
+        except (DownloadError, ValidationError):
+            if fresh is None:
+                fresh = await client.poll_video(record.task_uuid,
+                                                number_results=len(entry.results))
+            match = next((f for f in fresh if f.video_uuid == record.video_uuid),
+                         fresh[entry.results.index(record)]
+                         if entry.results.index(record) < len(fresh) else None)
+            if match is None:
+                raise
+            await client.download(match.url, path, task_uuid=record.task_uuid)
+            record.url = match.url
+        record.size = path.stat().st_size
+        record.sha256 = file_sha256(path)
+
+
+async def fetch_task(
+    task_uuid: str,
+    *,
+    config: ClientConfig,
+    cache: ResultCache,
+    model: str,
+    extension: str = "mp4",
+    should_cancel: Callable[[], bool] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> list[JobResult]:
+    """Recover a job by its taskUUID: cache, else poll + download. Never submits."""
+    entry = cache.find_task(task_uuid)
+    if entry is not None:
+        hit = await _from_cache(cache, entry.fingerprint, config, should_cancel, on_progress)
+        if hit is not None:
+            return hit
+    pending = cache.journal_find_task(task_uuid)
+    async with RunwareClient(config, should_cancel=should_cancel,
+                             on_progress=on_progress) as client:
+        results = await client.poll_video(task_uuid, number_results=0)
+        outcome = await _download_all(client, cache, results,
+                                      pending.extension if pending else extension)
+        if pending is not None:  # the journal's own job: finish its bookkeeping
+            cache.store(CacheEntry(pending.fingerprint, pending.model, task_uuid,
+                                   [_cached_record(r, cache) for r in outcome]))
+            cache.journal_drop(pending.fingerprint)
+    log.info("Recovered Runware task %s (%s): %d result(s), no new charge", task_uuid, model,
+             len(outcome))
+    return outcome

@@ -1,0 +1,443 @@
+"""Never pay twice, never lose a paid result: faults over real HTTP against the double.
+
+Every scenario ends with the right result or a clear error naming the taskUUID, and the
+double's log shows exactly one accepted videoInference submission per paid job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PACK, TEST_KEY, pack_module
+from media_factory import png_bytes, write_mp4, write_wav
+
+jobs = pack_module("nodes.runware.jobs")
+cache_mod = pack_module("nodes.runware.cache")
+tasks = pack_module("nodes.runware.tasks")
+errors = pack_module("nodes.runware.errors")
+client_mod = pack_module("nodes.runware.client")
+
+
+def ovi_job(seed=5, image=False, **extra):
+    return tasks.prepare_ovi(
+        prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=12,
+        video_cfg_scale=5.0, audio_cfg_scale=4.0,
+        image_png=png_bytes() if image else None, **extra,
+    )
+
+
+def sync3_job(tmp_path):
+    video = write_mp4(tmp_path / "v.mp4", frames=24, fps=12)
+    audio = write_wav(tmp_path / "a.wav", seconds=1.0)
+    facts = tasks.VideoFacts(96, 64, 12.0, 24, 2.0)
+    return tasks.prepare_sync3(video_source=video, video_mime="video/mp4", video=facts,
+                               audio_source=audio, audio_mime="audio/wav")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return cache_mod.ResultCache(tmp_path / "cache")
+
+
+def fresh_store(store):
+    """A "restarted" ComfyUI: new objects over the same directories."""
+    return cache_mod.ResultCache(store.root)
+
+
+def run(job, config, store, **kwargs):
+    return asyncio.run(jobs.run_cached_job(job, config=config, cache=store, **kwargs))
+
+
+def accepted(double):
+    return len(double.accepted_submissions())
+
+
+# -- the basics -----------------------------------------------------------------------------
+
+
+def test_paid_result_is_on_disk_and_reused_without_any_request(double, fast_config, store):
+    first = run(ovi_job(), fast_config, store)
+    assert first[0].path.is_file() and first[0].path.is_relative_to(store.root)
+    double.reset_log()
+    again = run(ovi_job(), fast_config, store)
+    assert double.log == []  # zero requests of any kind
+    assert again[0].path == first[0].path and again[0].cached
+    double.reset_log()
+    after_restart = run(ovi_job(), fast_config, fresh_store(store))
+    assert double.log == [] and after_restart[0].path == first[0].path
+
+
+def test_cache_hit_needs_no_api_key(double, fast_config, store):
+    run(ovi_job(), fast_config, store)
+    double.reset_log()
+    keyless = dataclasses.replace(fast_config, api_key=None)
+    assert run(ovi_job(), keyless, store)[0].cached
+
+
+def test_different_request_or_input_content_is_a_new_job(double, fast_config, store):
+    run(ovi_job(seed=1), fast_config, store)
+    run(ovi_job(seed=2), fast_config, store)
+    run(ovi_job(seed=2, image=True), fast_config, store)
+    assert accepted(double) == 3
+
+
+def test_reuse_off_pays_for_a_new_take(double, fast_config, store):
+    run(ovi_job(), fast_config, store)
+    run(ovi_job(), fast_config, store, reuse=False)
+    assert accepted(double) == 2
+
+
+def test_concurrent_identical_runs_submit_once(double, fast_config, store):
+    double.job_seconds = 0.5
+
+    async def both():
+        return await asyncio.gather(*(jobs.run_cached_job(ovi_job(), config=fast_config,
+                                                          cache=store) for _ in range(3)))
+
+    results = asyncio.run(both())
+    assert accepted(double) == 1
+    assert len({r[0].path for r in results}) == 1
+
+
+def test_concurrent_identical_runs_in_threads_submit_once(double, fast_config, store):
+    double.job_seconds = 0.5
+    out: list = []
+    threads = [threading.Thread(target=lambda: out.append(run(ovi_job(), fast_config,
+                                                              fresh_store(store))))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 2 and accepted(double) == 1
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def test_429_three_times_then_ok(double, fast_config, store):
+    double.fail_next(429, count=3, task_type="videoInference")
+    assert run(ovi_job(), fast_config, store)
+    assert accepted(double) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("phase", ["videoInference", "getResponse", "imageUpload"])
+def test_server_errors_in_each_phase(double, fast_config, store, status, phase):
+    double.fail_next(status, count=2, task_type=phase)
+    results = run(ovi_job(image=True), fast_config, store)
+    assert results[0].path.is_file()
+    assert accepted(double) == 1
+
+
+def test_server_errors_on_media_upload(double, fast_config, store, tmp_path):
+    double.fail_next(503, count=2, task_type="mediaStorage")
+    assert run(sync3_job(tmp_path), fast_config, store)
+    assert accepted(double) == 1
+
+
+def test_lost_submit_response(double, fast_config, store):
+    double.lose_next_response("videoInference")
+    assert run(ovi_job(), fast_config, store)
+    assert accepted(double) == 1
+
+
+def test_connection_dropped_mid_download(double, fast_config, store):
+    double.drop_download_after(1500)
+    results = run(ovi_job(), fast_config, store)
+    assert any(e.get("range") for e in double.log)
+    assert store.is_intact(store.lookup(jobs.job_fingerprint(ovi_job())[0]).results[0])
+    assert results[0].path.stat().st_size > 1500
+
+
+@pytest.mark.parametrize("shape", ["errors", "data"])
+def test_failed_job_names_the_task_and_a_rerun_submits_anew(double, fast_config, store,
+                                                            shape):
+    double.fail_next_job(shape=shape, code="inferenceError", message="model crashed")
+    with pytest.raises(errors.TaskFailedError) as info:
+        run(ovi_job(), fast_config, store)
+    assert info.value.task_uuid == double.accepted_submissions()[0]["taskUUID"]
+    assert info.value.task_uuid in str(info.value)
+    run(ovi_job(), fast_config, store)
+    assert accepted(double) == 2  # the failed job, then one new paid job
+
+
+def test_time_limit_then_resume_without_paying_again(double, fast_config, store):
+    double.job_seconds = 1000
+    short = dataclasses.replace(fast_config, job_timeout=0.5)
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(), short, store)
+    task_uuid = double.accepted_submissions()[0]["taskUUID"]
+    assert info.value.task_uuid == task_uuid and task_uuid in str(info.value)
+    double.job_seconds = 0.1
+    results = run(ovi_job(), fast_config, fresh_store(store))
+    assert results[0].result.task_uuid == task_uuid
+    assert accepted(double) == 1
+
+
+def test_restart_while_the_job_runs_resumes_it(double, fast_config, store):
+    double.job_seconds = 1.5
+    stop = threading.Event()
+    threading.Timer(0.4, stop.set).start()  # "ComfyUI goes down" mid-poll
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(), fast_config, store, should_cancel=stop.is_set)
+    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is not None
+    results = run(ovi_job(), fast_config, fresh_store(store))
+    assert accepted(double) == 1
+    assert results[0].path.is_file()
+    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
+
+
+def test_resume_of_a_task_runware_forgot_submits_anew(double, fast_config, store):
+    double.job_seconds = 1000
+    with pytest.raises(errors.JobTimeoutError):
+        run(ovi_job(), dataclasses.replace(fast_config, job_timeout=0.3), store)
+    double.expire_task(double.accepted_submissions()[0]["taskUUID"])
+    double.job_seconds = 0.1
+    assert run(ovi_job(), fast_config, store)
+    assert accepted(double) == 2
+
+
+class Phase:
+    """Cancel as soon as the client reports a given phase."""
+
+    def __init__(self, phase):
+        self.phase, self.at = phase, None
+
+    def progress(self, p):
+        if p.phase == self.phase and self.at is None:
+            self.at = time.monotonic()
+
+    def __call__(self):
+        return self.at is not None
+
+
+@pytest.mark.parametrize("phase", ["uploading", "submitting", "processing", "downloading"])
+def test_interrupt_in_each_phase_is_quick_and_never_pays_twice(double, fast_config, store,
+                                                                phase):
+    double.job_seconds = 0.6
+    config = dataclasses.replace(fast_config, download_chunk=512)
+    hook = Phase(phase)
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(image=True), config, store, should_cancel=hook, on_progress=hook.progress)
+    assert time.monotonic() - hook.at < 1.0
+    before = accepted(double)
+    assert before <= 1
+    results = run(ovi_job(image=True), fast_config, fresh_store(store))
+    assert results[0].path.is_file()
+    assert accepted(double) == 1
+
+
+def test_interrupt_during_retry_sleep(double, fast_config, store):
+    config = dataclasses.replace(fast_config, retry_base_delay=20, retry_max_delay=20)
+    double.fail_next(503, count=3, task_type="videoInference")
+    flag = threading.Event()
+    threading.Timer(0.3, flag.set).start()
+    started = time.monotonic()
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(), config, store, should_cancel=flag.is_set)
+    assert time.monotonic() - started < 1.5
+    assert accepted(double) == 0
+
+
+def test_corrupt_cached_file_is_refetched_not_repaid(double, fast_config, store):
+    first = run(ovi_job(), fast_config, store)[0].path
+    good = first.read_bytes()
+    first.write_bytes(b"\0" * 100)
+    double.reset_log()
+    again = run(ovi_job(), fast_config, store)[0].path
+    assert again.read_bytes() == good
+    assert double.count("videoInference") == 0
+    assert any(e["method"] == "GET" for e in double.log)
+
+
+def test_corrupt_cached_file_with_expired_url_uses_getresponse(double, fast_config, store):
+    first = run(ovi_job(), fast_config, store)[0].path
+    good = first.read_bytes()
+    first.unlink()
+    double.fail_downloads(404)
+    again = run(ovi_job(), fast_config, store)[0].path
+    assert again.read_bytes() == good
+    assert accepted(double) == 1 and double.count("getResponse") >= 2
+
+
+def test_decode_failure_keeps_the_paid_file_and_says_where(double, fast_config, store,
+                                                          monkeypatch, tmp_path):
+    common = pack_module("nodes.common")
+    results = run(ovi_job(), fast_config, store)
+    results[0].path.write_bytes(b"not a video at all")
+    with pytest.raises(errors.ValidationError) as info:
+        common.model_outputs(results, "runware:190@1", None, None)
+    assert str(results[0].path) in str(info.value)
+    assert results[0].result.task_uuid in str(info.value)
+    assert results[0].path.exists()
+
+
+# -- uploads --------------------------------------------------------------------------------
+
+
+def test_uploads_are_remembered_across_restarts(double, fast_config, store, tmp_path):
+    run(sync3_job(tmp_path), fast_config, store)
+    run(sync3_job(tmp_path), fast_config, fresh_store(store), reuse=False)
+    assert double.count("mediaStorage") == 2  # video + audio, once each
+    assert accepted(double) == 2
+
+
+def test_upload_runware_forgot_is_uploaded_again_once(double, fast_config, store, tmp_path):
+    run(sync3_job(tmp_path), fast_config, store)
+    video_uuid = double.accepted_submissions()[0]["inputs"]["video"]
+
+    async def delete():
+        async with client_mod.RunwareClient(fast_config) as client:
+            reply = await client.post([{"taskType": "mediaStorage", "taskUUID": str(uuid.uuid4()),
+                                        "operation": "delete", "media": video_uuid}])
+            assert reply.status == 200
+
+    asyncio.run(delete())
+    run(sync3_job(tmp_path), fast_config, store, reuse=False)
+    assert accepted(double) == 2
+    assert double.count("mediaStorage") == 2 + 1 + 2  # first uploads, delete, re-uploads
+
+
+def test_upload_memory_expires_before_runware_deletes(tmp_path):
+    uploads = pack_module("nodes.runware.uploads").UploadCache(tmp_path / "u.json",
+                                                                max_age=0.05)
+    uploads.put("k", "u1")
+    assert uploads.get("k") == "u1"
+    time.sleep(0.1)
+    assert uploads.get("k") is None
+    assert pack_module("nodes.runware.uploads").DEFAULT_MAX_AGE < 30 * 86400
+
+
+# -- eviction and recovery ------------------------------------------------------------------
+
+
+def test_size_cap_evicts_least_recently_used(double, fast_config, tmp_path):
+    store = cache_mod.ResultCache(tmp_path / "c", max_bytes=1)
+    a = run(ovi_job(seed=1), fast_config, store)[0].path
+    b = run(ovi_job(seed=2), fast_config, store)[0].path
+    assert b.exists() and not a.exists()
+    assert store.lookup(jobs.job_fingerprint(ovi_job(seed=1))[0]) is None
+
+
+def test_age_limit_evicts(double, fast_config, tmp_path):
+    store = cache_mod.ResultCache(tmp_path / "c", max_age=0.2)
+    run(ovi_job(), fast_config, store)
+    time.sleep(0.3)
+    run(ovi_job(), fast_config, store)
+    assert accepted(double) == 2
+
+
+def test_clear_removes_results(double, fast_config, store):
+    path = run(ovi_job(), fast_config, store)[0].path
+    store.clear()
+    assert not path.exists()
+
+
+def test_fetch_task_recovers_a_job_without_paying(double, fast_config, store):
+    double.job_seconds = 1000
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(number_results=2), dataclasses.replace(fast_config, job_timeout=0.3),
+            store)
+    double.job_seconds = 0.1
+    recovered = asyncio.run(jobs.fetch_task(info.value.task_uuid, config=fast_config,
+                                            cache=fresh_store(store), model="runware:190@1"))
+    assert len(recovered) == 2 and all(r.path.is_file() for r in recovered)
+    assert accepted(double) == 1
+    double.reset_log()
+    # The journal's job is now cached: the same request costs nothing.
+    assert run(ovi_job(number_results=2), fast_config, store)[0].cached
+    assert double.log == []
+
+
+def test_fetch_task_of_an_unknown_uuid_is_a_clear_error(double, fast_config, store):
+    missing = str(uuid.uuid4())
+    with pytest.raises(errors.TaskNotFoundError) as info:
+        asyncio.run(jobs.fetch_task(missing, config=fast_config, cache=store,
+                                    model="runware:190@1"))
+    assert missing in str(info.value)
+
+
+# -- through the nodes --------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(double, monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNWARE_API_URL", double.base_url)
+    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
+    monkeypatch.setenv("RUNWARE_OUTPUT_DIR", str(tmp_path / "output"))
+    monkeypatch.setenv("RUNWARE_TEMP_DIR", str(tmp_path / "temp"))
+    double.job_seconds = 0.1
+    return double
+
+
+def test_same_graph_queued_twice_and_after_restart_makes_no_submission(env, tmp_path):
+    ovi = PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]
+    args = dict(prompt="A bell <AUDCAP>ding<ENDAUDCAP>", seed=11, steps=30, fps=12,
+                video_cfg_scale=5.0, audio_cfg_scale=4.0, image=torch.rand(1, 32, 32, 3))
+    asyncio.run(ovi().generate(**args))
+    env.reset_log()
+    asyncio.run(ovi().generate(**args))  # ComfyUI's own cache aside, the disk cache holds
+    asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(**args))
+    assert env.log == []
+
+
+def test_is_changed_is_stable_and_never_nan():
+    for node_id in ("RunwareOvi", "RunwareSync3"):
+        cls = PACK.NODE_CLASS_MAPPINGS[node_id]
+        first = cls.IS_CHANGED(unique_id="3", prompt="x", seed=1)
+        assert first == cls.IS_CHANGED(unique_id="3", prompt="x", seed=1)
+        assert first == first  # NaN would compare unequal and re-run (and re-pay) forever
+
+
+def test_interrupt_becomes_comfyuis_own_interrupted_state(env, monkeypatch):
+    import sys
+    import types
+
+    class InterruptProcessingException(Exception):
+        pass
+
+    flag = threading.Event()
+    mm = types.ModuleType("comfy.model_management")
+    mm.InterruptProcessingException = InterruptProcessingException
+    mm.processing_interrupted = flag.is_set
+    comfy = types.ModuleType("comfy")
+    comfy.model_management = mm
+    monkeypatch.setitem(sys.modules, "comfy", comfy)
+    monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
+    env.job_seconds = 1000
+    threading.Timer(0.5, flag.set).start()
+    started = time.monotonic()
+    with pytest.raises(InterruptProcessingException):
+        asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+            prompt="x <S>y<E>", seed=1, steps=30, fps=12, video_cfg_scale=5.0,
+            audio_cfg_scale=4.0))
+    assert time.monotonic() - started < 2.5
+
+
+def test_fetch_result_node(env, tmp_path):
+    ovi = PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]
+    fetch = PACK.NODE_CLASS_MAPPINGS["RunwareFetchResult"]
+    video, images, audio, fps, info = asyncio.run(ovi().generate(
+        prompt="x <S>y<E>", seed=4, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0))
+    import json
+
+    task_uuid = json.loads(info[0])["taskUUID"]
+    os.environ["RUNWARE_CACHE_DIR"] = str(tmp_path / "elsewhere")  # not in this cache
+    try:
+        out = asyncio.run(fetch().fetch(task_uuid=task_uuid, model="Ovi"))
+    finally:
+        del os.environ["RUNWARE_CACHE_DIR"]
+    assert out[1][0].shape == images[0].shape
+    assert json.loads(out[4][0])["taskUUID"] == task_uuid
+    assert accepted(env) == 1
+    assert Path(json.loads(out[4][0])["file"]).is_file()
