@@ -29,11 +29,13 @@ def is_interrupted() -> bool:
 
 
 def raise_interrupted() -> None:
-    """Raise ComfyUI's own interrupt exception, so the run shows "interrupted"."""
+    """Raise ComfyUI's own interrupt exception, so the run shows "interrupted".
+
+    Outside ComfyUI this returns, and the caller re-raises its own cancel error.
+    """
     mm = _import("comfy.model_management")
     if mm is not None:
         raise mm.InterruptProcessingException()
-    raise KeyboardInterrupt("Interrupted")
 
 
 def send_progress_text(text: str, node_id: str | None) -> None:
