@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -160,13 +159,17 @@ class RunwareSync3:
 
 
 def _video_input(video: Any, images: Any, fps: float,
-                 tmp_dir: Path) -> tuple[bytes | Path, str, VideoFacts]:
+                 tmp_dir: Path) -> tuple[Path, str, VideoFacts]:
     if video is not None:
         source, mime = media.video_upload_source(video, tmp_dir, input_name="video")
+        if isinstance(source, bytes):  # a file streams its base64; bytes would go in one piece
+            spill = tmp_dir / ("video." + mime.rsplit("/", 1)[-1].replace("quicktime", "mov"))
+            spill.write_bytes(source)
+            source = spill
     else:
         source = media.frames_to_mp4(images, fps, tmp_dir / "images.mp4", input_name="images")
         mime = "video/mp4"
-    info = media.probe_video(io.BytesIO(source) if isinstance(source, bytes) else source)
+    info = media.probe_video(source)
     facts = VideoFacts(width=info.width, height=info.height, fps=info.fps,
                        frame_count=info.frame_count, duration=info.duration)
     return source, mime, facts
