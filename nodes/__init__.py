@@ -4,5 +4,8 @@ Relative imports only: ComfyUI has a top-level module called ``nodes`` too.
 """
 
 from .registry import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .routes import register as _register_routes
+
+_register_routes()  # a no-op outside ComfyUI
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -5,9 +5,11 @@ Node classes stay declarative; everything here is plain Python over the core.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from . import host
@@ -17,6 +19,7 @@ from .runware.client import Progress
 from .runware.config import ClientConfig
 from .runware.errors import CancelledError, RunwareError
 from .runware.jobs import JobResult, run_cached_job
+from .runware.keystore import KEY_FILE_NAME
 from .runware.tasks import OUTPUT_FORMATS, SAFETY_MODES, PreparedJob, delivery_options
 
 log = logging.getLogger("runware_ovi_sync")
@@ -118,29 +121,61 @@ class RunwareDelivery:
 
 
 class StatusText:
-    """Live status on the node: phase, percent, elapsed time, at most a few times a second."""
+    """Live status on the node: phase, percent, elapsed time and cost, every second.
+
+    Progress reports can be 10 s apart while Runware works, so a ticker redraws the line
+    once a second in between; Runware's own progress also drives ComfyUI's progress bar.
+    """
+
+    PHASES = {"uploading": "uploading", "submitting": "queued", "processing": "processing",
+              "downloading": "downloading", "cached": "cached", "decoding": "decoding"}
 
     def __init__(self, node_id: str | None, label: str) -> None:
         self.node_id = node_id
         self.label = label
         self.started = time.monotonic()
-        self._last = 0.0
+        self.progress: Progress | None = None
+        self.cost: float | None = None
+        self.bar = host.ProgressBar(node_id)
 
     def show(self, text: str) -> None:
         host.send_progress_text(text, self.node_id)
 
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        p = self.progress
+        parts = [f"{self.label}: {self.PHASES.get(p.phase, p.phase) if p else 'starting'}"]
+        if p is not None and p.percent is not None:
+            parts[0] += f" {p.percent:.0f}%"
+        if p is not None and p.total > 1:
+            parts.append(f"{p.done}/{p.total} results")
+        parts.append(f"{elapsed:.0f}s")
+        if self.cost is not None:
+            parts.append(f"${self.cost:.4f}")
+        return " · ".join(parts)
+
     def __call__(self, progress: Progress) -> None:
-        now = time.monotonic()
-        if now - self._last < 0.25 and progress.phase == "downloading":
-            return
-        self._last = now
-        elapsed = now - self.started
-        line = f"{self.label}: {progress.phase}"
-        if progress.percent is not None:
-            line += f" {progress.percent:.0f}%"
-        if progress.total > 1:
-            line += f" ({progress.done}/{progress.total} results)"
-        self.show(f"{line} · {elapsed:.0f}s")
+        changed = self.progress is None or progress.phase != self.progress.phase
+        self.progress = progress
+        if progress.phase == "processing" and progress.percent is not None:
+            self.bar.update(progress.percent)
+        if changed:
+            self.show(self.line())
+
+    async def ticker(self) -> None:
+        while True:
+            self.show(self.line())
+            await asyncio.sleep(1.0)
+
+
+def key_file() -> Path:
+    """Where the settings dialog stores the key: ComfyUI's user directory."""
+    return host.user_directory() / KEY_FILE_NAME
+
+
+def client_config() -> ClientConfig:
+    """Settings from the environment; the key from RUNWARE_API_KEY, else the key file."""
+    return ClientConfig.from_env(key_file=key_file())
 
 
 def is_changed(cls: type, unique_id: str | None = None, **_inputs: Any) -> str:
@@ -158,11 +193,16 @@ def result_cache() -> ResultCache:
     return ResultCache.from_env(host.output_directory() / "runware")
 
 
-async def run_job(job: PreparedJob, *, node_id: str | None, label: str,
-                  reuse: bool = True) -> list[JobResult]:
-    """Run the job with the result cache, ComfyUI's interrupt and live status wired in."""
-    config = ClientConfig.from_env()
+async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: dict | None,
+                  reuse: bool = True) -> dict[str, Any]:
+    """Run the job (result cache, ComfyUI's interrupt, live status) and decode its results.
+
+    Returns ComfyUI's ``{"ui": ..., "result": (video, images, audio, fps, info)}``.
+    """
+    model = job.model
+    config = client_config()
     status = StatusText(node_id, label)
+    ticker = asyncio.ensure_future(status.ticker())
     try:
         results = await run_cached_job(
             job, config=config, cache=result_cache(), reuse=reuse,
@@ -177,8 +217,28 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str,
         status.show(f"{label}: failed - {exc.code or type(exc).__name__}"
                     + (f" (task {exc.task_uuid})" if exc.task_uuid else ""))
         raise
+    finally:
+        ticker.cancel()
+    status.bar.update(100)
+    status.cost = sum(r.result.cost or 0.0 for r in results if not r.cached)
+    status.show(f"{label}: decoding · {time.monotonic() - status.started:.0f}s")
+    outputs = model_outputs(results, model, graph, node_id)
     status.show(status_summary(label, results, time.monotonic() - status.started))
-    return results
+    return {"ui": preview_ui(results), "result": outputs}
+
+
+def preview_ui(results: list[JobResult]) -> dict[str, Any]:
+    """The node shows its result video (playable, with sound) like Save Video does."""
+    root = host.output_directory().resolve()
+    items = []
+    for result in results:
+        try:
+            relative = result.path.resolve().relative_to(root)
+        except ValueError:  # cache moved outside the output folder: nothing to serve
+            continue
+        items.append({"filename": relative.name, "subfolder": relative.parent.as_posix(),
+                      "type": "output"})
+    return {"images": items, "animated": (True,)} if items else {}
 
 
 def status_summary(label: str, results: list[JobResult], elapsed: float) -> str:

@@ -14,11 +14,12 @@ from .common import (
     MODEL_OUTPUTS,
     STRING,
     StatusText,
+    client_config,
     is_changed,
     model_outputs,
+    preview_ui,
     result_cache,
 )
-from .runware.config import ClientConfig
 from .runware.errors import CancelledError, ValidationError
 from .runware.jobs import fetch_task
 from .runware.spec import OVI_MODEL, SYNC3_MODEL
@@ -68,10 +69,11 @@ class RunwareFetchResult:
         status = StatusText(unique_id, "Fetch")
         try:
             results = await fetch_task(
-                task_uuid, config=ClientConfig.from_env(), cache=result_cache(),
+                task_uuid, config=client_config(), cache=result_cache(),
                 model=MODELS[model], should_cancel=host.is_interrupted, on_progress=status,
             )
         except CancelledError:
             host.raise_interrupted()
             raise
-        return model_outputs(results, MODELS[model], graph, unique_id)
+        return {"ui": preview_ui(results),
+                "result": model_outputs(results, MODELS[model], graph, unique_id)}

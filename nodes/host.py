@@ -38,11 +38,56 @@ def raise_interrupted() -> None:
         raise mm.InterruptProcessingException()
 
 
+def _prompt_server() -> Any | None:
+    server = _import("server")
+    return getattr(getattr(server, "PromptServer", None), "instance", None)
+
+
+def add_routes(handlers: list[tuple[str, str, Any]]) -> bool:
+    """Register (method, path, handler) routes on ComfyUI's server, if it is running."""
+    instance = _prompt_server()
+    routes = getattr(instance, "routes", None)
+    if routes is None:
+        return False
+    for method, path, handler in handlers:
+        routes.route(method, path)(handler)
+    return True
+
+
+class ProgressBar:
+    """ComfyUI's progress bar for a node, or nothing outside ComfyUI.
+
+    ComfyUI's bar raises its interrupt exception from inside ``update_absolute`` (and
+    clears the flag doing so); we swallow that and set the flag again, so the job's own
+    cancel check sees it and stops cleanly.
+    """
+
+    def __init__(self, node_id: str | None, total: int = 100) -> None:
+        self._bar = None
+        utils = _import("comfy.utils") if node_id is not None else None
+        if utils is not None and hasattr(utils, "ProgressBar"):
+            try:
+                self._bar = utils.ProgressBar(total, node_id=node_id)
+            except Exception:
+                log.debug("ProgressBar unavailable", exc_info=True)
+
+    def update(self, value: float) -> None:
+        if self._bar is None:
+            return
+        try:
+            self._bar.update_absolute(value)
+        except Exception as exc:
+            mm = _import("comfy.model_management")
+            if mm is not None and isinstance(exc, mm.InterruptProcessingException):
+                mm.interrupt_current_processing(True)
+            else:
+                log.debug("ProgressBar update failed", exc_info=True)
+
+
 def send_progress_text(text: str, node_id: str | None) -> None:
     if node_id is None:
         return
-    server = _import("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    instance = _prompt_server()
     if instance is not None:
         try:
             instance.send_progress_text(text, node_id)

@@ -17,13 +17,11 @@ from .common import (
     REUSE_INPUT,
     STRING,
     is_changed,
-    model_outputs,
     output_inputs,
     run_job,
 )
 from .runware import media
 from .runware.ovi_prompt import build_prompt
-from .runware.spec import OVI_MODEL
 from .runware.tasks import CACHE_UNITS, accelerator_options, prepare_ovi
 
 ACCELERATOR_TYPE = "RUNWARE_ACCELERATOR"
@@ -125,9 +123,8 @@ class RunwareOvi:
             output_quality=output_quality, safety=safety, accelerator=accelerator,
             delivery=delivery,
         )
-        results = await run_job(job, node_id=unique_id, label="Ovi",
-                                    reuse=reuse_cached_result)
-        return model_outputs(results, OVI_MODEL, graph, unique_id)
+        return await run_job(job, node_id=unique_id, label="Ovi", graph=graph,
+                             reuse=reuse_cached_result)
 
 
 class RunwareOviPrompt:

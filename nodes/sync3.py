@@ -20,13 +20,11 @@ from .common import (
     REUSE_INPUT,
     STRING,
     is_changed,
-    model_outputs,
     output_inputs,
     run_job,
 )
 from .runware import media
 from .runware.errors import ValidationError
-from .runware.spec import SYNC3_MODEL
 from .runware.tasks import (
     SPEAKER_MODES,
     SYNC_MODES,
@@ -153,9 +151,8 @@ class RunwareSync3:
                 number_results=number_results, output_format=output_format,
                 output_quality=output_quality, safety=safety, delivery=delivery,
             )
-            results = await run_job(job, node_id=unique_id, label="sync-3",
-                                    reuse=reuse_cached_result)
-        return model_outputs(results, SYNC3_MODEL, graph, unique_id)
+            return await run_job(job, node_id=unique_id, label="sync-3", graph=graph,
+                             reuse=reuse_cached_result)
 
 
 def _video_input(video: Any, images: Any, fps: float,

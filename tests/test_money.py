@@ -428,13 +428,13 @@ def test_fetch_result_node(env, tmp_path):
     fetch = PACK.NODE_CLASS_MAPPINGS["RunwareFetchResult"]
     video, images, audio, fps, info = asyncio.run(ovi().generate(
         prompt="x <S>y<E>", seed=4, steps=30, fps=12, video_cfg_scale=5.0,
-        audio_cfg_scale=4.0))
+        audio_cfg_scale=4.0))["result"]
     import json
 
     task_uuid = json.loads(info[0])["taskUUID"]
     os.environ["RUNWARE_CACHE_DIR"] = str(tmp_path / "elsewhere")  # not in this cache
     try:
-        out = asyncio.run(fetch().fetch(task_uuid=task_uuid, model="Ovi"))
+        out = asyncio.run(fetch().fetch(task_uuid=task_uuid, model="Ovi"))["result"]
     finally:
         del os.environ["RUNWARE_CACHE_DIR"]
     assert out[1][0].shape == images[0].shape

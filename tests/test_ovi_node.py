@@ -32,7 +32,9 @@ def generate(**kwargs):
     args = dict(prompt=PROMPT, seed=3, steps=30, fps=12, video_cfg_scale=5.0,
                 audio_cfg_scale=4.0)
     args.update(kwargs)
-    return asyncio.run(RunwareOvi().generate(**args))
+    out = asyncio.run(RunwareOvi().generate(**args))
+    assert set(out) == {"ui", "result"}
+    return out["result"]
 
 
 def test_text_to_video_outputs(env, tmp_path):

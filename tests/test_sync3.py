@@ -206,7 +206,7 @@ def tone(seconds=1.5, rate=16000, channels=1):
 
 def lipsync(**kwargs):
     kwargs.setdefault("sync_mode", "cut_off")
-    return asyncio.run(RunwareSync3().lipsync(**kwargs))
+    return asyncio.run(RunwareSync3().lipsync(**kwargs))["result"]
 
 
 def test_video_and_audio_run_keeps_size_fps_and_frames(env, clip):
@@ -259,7 +259,7 @@ def test_ovi_to_sync3_chain_in_one_process(env):
     ovi = nodes["RunwareOvi"]()
     video, *_ = asyncio.run(ovi.generate(
         prompt="A woman says <S>Good morning<E>", seed=1, steps=30, fps=12,
-        video_cfg_scale=5.0, audio_cfg_scale=4.0))
+        video_cfg_scale=5.0, audio_cfg_scale=4.0))["result"]
     out_video, images, audio, fps, info = lipsync(video=video[0], audio=tone(2.0))
     assert images[0].shape[0] == 60  # Ovi's 5 s at 12 fps, kept by sync-3
     assert fps == [12.0]

@@ -264,7 +264,7 @@ class RunwareClient:
             )
             await self.sleep(delay, task_uuid)
 
-    def _raise_errors(self, reply: Reply, task_uuid: str | None = None) -> None:
+    def raise_errors(self, reply: Reply, task_uuid: str | None = None) -> None:
         for item in reply.errors:
             if task_uuid and item.get("taskUUID") not in (None, task_uuid):
                 continue
@@ -311,7 +311,7 @@ class RunwareClient:
             return _base64_json_body(head, field_name, source, mime, self.check_cancel)
 
         reply = await self.post(body=body, label=task_type)
-        self._raise_errors(reply)
+        self.raise_errors(reply)
         for item in reply.data:
             if item.get("taskUUID") in uuids and item.get("taskType", task_type) == task_type:
                 return item
@@ -335,7 +335,7 @@ class RunwareClient:
         if any(e.get("code") == "conflictTaskUUID" for e in reply.errors):
             log.info("Task %s was already accepted by Runware; polling it", task_uuid)
             return task_uuid
-        self._raise_errors(reply)
+        self.raise_errors(reply)
         if not any(d.get("taskUUID") == task_uuid for d in reply.data):
             raise ServerError(
                 "Runware did not acknowledge the submission", task_uuid=task_uuid,
@@ -583,9 +583,8 @@ def _transient_error(
 def _job_error(item: dict[str, Any], status: int, task_uuid: str, key: str) -> RunwareError:
     """A failed job is a TaskFailedError whatever its code (auth problems stay auth)."""
     err = error_from_item(item, status if status >= 400 else None, secret=key)
-    if isinstance(err, (TaskFailedError, AuthError, InsufficientCreditsError)):
-        if err.task_uuid:
-            return err
+    if isinstance(err, (TaskFailedError, AuthError, InsufficientCreditsError)) and err.task_uuid:
+        return err
     return TaskFailedError(
         err.message, code=err.code, parameter=err.parameter,
         task_uuid=err.task_uuid or task_uuid, task_type=err.task_type,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import MissingApiKeyError
@@ -14,9 +15,15 @@ API_KEY_ENV = "RUNWARE_API_KEY"
 JOB_TIMEOUT_ENV = "RUNWARE_JOB_TIMEOUT"
 
 MISSING_KEY_HINT = (
-    f"Set the {API_KEY_ENV} environment variable to your Runware API key before starting "
-    "ComfyUI (create a key at https://my.runware.ai/keys)."
+    "Set your Runware API key (create one at https://my.runware.ai/keys) in ComfyUI's "
+    "Settings -> Runware -> API key, or in the {env} environment variable before starting "
+    "ComfyUI{file}."
 )
+
+
+def key_hint(key_file: str | None) -> str:
+    where = f", or put it alone in the file {key_file}" if key_file else ""
+    return MISSING_KEY_HINT.format(env=API_KEY_ENV, file=where)
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,27 @@ class ClientConfig:
     # How often every wait checks the cancel hook.
     cancel_interval: float = 0.2
     download_chunk: int = 1 << 20
+    # Where a key from the settings dialog is kept (for error messages and reloads).
+    key_file: str | None = None
+    key_source: str | None = None  # "environment" | "file"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> ClientConfig:
+    def from_env(cls, key_file: str | os.PathLike[str] | None = None,
+                 **overrides: object) -> ClientConfig:
+        """Settings from the environment; the key from RUNWARE_API_KEY, else ``key_file``."""
+        from .keystore import KeyStore  # keystore imports this module
+
+        key, source = (None, None)
+        if key_file is not None:
+            key, source = KeyStore(Path(key_file)).resolve()
+        else:
+            key = (os.environ.get(API_KEY_ENV) or "").strip() or None
+            source = "environment" if key else None
         values: dict[str, object] = {
             "api_url": os.environ.get(API_URL_ENV) or DEFAULT_API_URL,
-            "api_key": (os.environ.get(API_KEY_ENV) or "").strip() or None,
+            "api_key": key,
+            "key_source": source,
+            "key_file": str(key_file) if key_file is not None else None,
         }
         timeout = os.environ.get(JOB_TIMEOUT_ENV)
         if timeout:
@@ -63,7 +85,8 @@ class ClientConfig:
     def require_key(self) -> str:
         """The key, or a clear error saying how to set it (raised before any traffic)."""
         if not self.api_key:
-            raise MissingApiKeyError("No Runware API key is configured", hint=MISSING_KEY_HINT)
+            raise MissingApiKeyError("No Runware API key is configured",
+                                     hint=key_hint(self.key_file))
         return self.api_key
 
     @property

@@ -124,10 +124,17 @@ _SERVER_CODES = {
 _NOT_FOUND_CODES = {"taskNotFound", "taskExpired"}
 
 _HINTS = {
-    AuthError: "Check your Runware API key (RUNWARE_API_KEY) at https://my.runware.ai/keys.",
+    AuthError: "Runware refused the API key. Set a valid key (https://my.runware.ai/keys) in "
+    "ComfyUI's Settings -> Runware -> API key, or in the RUNWARE_API_KEY environment "
+    "variable (which takes precedence).",
     InsufficientCreditsError: "Top up your Runware balance at https://my.runware.ai/wallet.",
     RateLimitError: "Runware is rate-limiting this key; wait a moment and queue again.",
     ServerError: "Runware had a temporary problem; queue again in a moment.",
+    ValidationError: "Fix the parameter named above and queue again.",
+    TaskFailedError: "The job failed on Runware: read the message, change the inputs if it "
+    "points at them, and try again.",
+    TaskNotFoundError: "Runware no longer has this task: queue the graph again to start a "
+    "new job.",
 }
 
 

@@ -1,0 +1,110 @@
+"""HTTP routes of the pack, under ``/runware_ovi_sync3/`` (ComfyUI mirrors them at /api).
+
+- ``GET    /runware_ovi_sync3/key``  status: configured, source, last 4 characters, file
+- ``POST   /runware_ovi_sync3/key``  ``{"key": ...}``: check it with Runware, then store it
+- ``DELETE /runware_ovi_sync3/key``  forget the stored key
+
+No route ever returns the key. ComfyUI has no authentication and may listen on the
+network, so requests from another origin (a web page the user happens to visit) are
+refused, and writes must be JSON (which a plain HTML form cannot send).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import host
+from .common import key_file
+from .runware.client import RunwareClient
+from .runware.config import ClientConfig
+from .runware.errors import AuthError, MissingApiKeyError, RunwareError
+from .runware.keystore import KeyStore, clean_key
+
+log = logging.getLogger("runware_ovi_sync")
+
+PREFIX = "/runware_ovi_sync3"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return False
+    if not origin:
+        return True  # not a browser cross-origin request (curl, scripts, same-origin GET)
+    if origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == request.host.lower()
+
+
+def _guarded(handler: Handler, *, write: bool) -> Handler:
+    async def wrapped(request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return web.json_response({"error": "cross-origin request refused"}, status=403)
+        if write and request.content_type != "application/json" and request.method == "POST":
+            return web.json_response({"error": "send JSON"}, status=415)
+        return await handler(request)
+
+    return wrapped
+
+
+async def validate_key(key: str) -> tuple[bool | None, str]:
+    """One cheap authenticated request (a ping). True/False, or None when unreachable."""
+    config = ClientConfig.from_env(api_key=key, max_retries=1, read_timeout=20.0)
+    try:
+        async with RunwareClient(config) as client:
+            reply = await client.post([{"taskType": "ping", "ping": True}], label="key check")
+            client.raise_errors(reply)
+    except AuthError:
+        return False, "Runware refused this key."
+    except MissingApiKeyError:
+        return False, "The key is empty."
+    except RunwareError as exc:
+        # Reached Runware but the ping itself was not understood, or no connection:
+        # keep the key; a real job will tell.
+        return None, f"Could not check the key with Runware ({exc.code or 'no answer'})."
+    return True, "Runware accepted the key."
+
+
+def make_handlers(store_for: Callable[[], KeyStore]) -> list[tuple[str, str, Handler]]:
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(store_for().status().as_dict())
+
+    async def set_key(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "send JSON like {\"key\": \"...\"}"},
+                                     status=400)
+        key = clean_key(body.get("key", "")) if isinstance(body, dict) else ""
+        if not key:
+            return web.json_response({"error": "The key is empty."}, status=400)
+        valid, message = await validate_key(key)
+        if valid is False:
+            return web.json_response({"error": message}, status=401)
+        store = store_for()
+        store.save(key)
+        log.info("Runware API key saved to %s (ends in %s)", store.path, key[-4:])
+        return web.json_response({**store.status().as_dict(), "validated": bool(valid),
+                                  "message": message})
+
+    async def delete_key(request: web.Request) -> web.Response:
+        store = store_for()
+        if store.delete():
+            log.info("Runware API key file %s removed", store.path)
+        return web.json_response(store.status().as_dict())
+
+    return [
+        ("GET", f"{PREFIX}/key", _guarded(status, write=False)),
+        ("POST", f"{PREFIX}/key", _guarded(set_key, write=True)),
+        ("DELETE", f"{PREFIX}/key", _guarded(delete_key, write=True)),
+    ]
+
+
+def register() -> None:
+    """Add the routes to ComfyUI's server, when there is one."""
+    host.add_routes(make_handlers(lambda: KeyStore(key_file())))
