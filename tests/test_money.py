@@ -441,3 +441,34 @@ def test_fetch_result_node(env, tmp_path):
     assert json.loads(out[4][0])["taskUUID"] == task_uuid
     assert accepted(env) == 1
     assert Path(json.loads(out[4][0])["file"]).is_file()
+
+
+def test_journal_entry_whose_submission_never_arrived_submits_once(double, fast_config,
+                                                                   store):
+    job = ovi_job()
+    fingerprint = jobs.job_fingerprint(job)[0]
+    # ComfyUI died between writing the journal and sending the submission.
+    store.journal_put(cache_mod.JournalEntry(fingerprint, job.model, job.task["taskUUID"],
+                                             job.task, job.extension))
+    results = run(job, fast_config, store)
+    assert results[0].path.is_file()
+    assert accepted(double) == 1
+    assert store.journal_get(fingerprint) is None
+
+
+def test_a_job_that_failed_while_nobody_watched_is_reported_then_forgotten(
+        double, fast_config, store):
+    double.job_seconds = 1000
+    with pytest.raises(errors.JobTimeoutError):
+        run(ovi_job(), dataclasses.replace(fast_config, job_timeout=0.3), store)
+    double.fail_next_job(shape="errors", code="inferenceError", message="late crash")
+    double.job_seconds = 0.1
+    # The pending job above already exists; fail_next_job affects the next accepted one,
+    # so make the pending one fail by expiring it instead, and check a failure flows.
+    double.expire_task(double.accepted_submissions()[0]["taskUUID"])
+    with pytest.raises(errors.TaskFailedError) as info:
+        run(ovi_job(), fast_config, store)  # resubmits anew; that one fails
+    assert info.value.code == "inferenceError"
+    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
+    assert run(ovi_job(), fast_config, store)[0].path.is_file()
+    assert accepted(double) == 3

@@ -237,3 +237,21 @@ def test_prompt_builder():
     with pytest.raises(errors.ValidationError) as info:
         ovi_prompt.build_prompt("x", "<S>nested<E>", "")
     assert info.value.parameter == "speech"
+
+
+def test_shared_tag_cases_match_the_python_checker():
+    """The same vectors drive the web extension's checker (tests/js): both must agree."""
+    import json
+    from pathlib import Path
+
+    cases = json.loads((Path(__file__).parent / "fixtures" / "ovi_tag_cases.json").read_text())
+    assert len(cases) >= 15
+    for case in cases:
+        problems = ovi_prompt.find_tag_problems(case["text"])
+        assert len(problems) == len(case["problems"]), case["name"]
+        for got, want in zip(problems, case["problems"], strict=True):
+            assert got.position == want["position"], case["name"]
+            assert want["fragment"] in got.message, case["name"]
+            for key in ("line", "column"):
+                if key in want:
+                    assert getattr(got, key) == want[key], case["name"]

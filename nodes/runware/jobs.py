@@ -24,7 +24,14 @@ from .cache import CachedResult, CacheEntry, JournalEntry, ResultCache, file_sha
 from .cache import request_fingerprint as _fingerprint
 from .client import Progress, RunwareClient, VideoResult
 from .config import ClientConfig
-from .errors import DownloadError, TaskFailedError, TaskNotFoundError, ValidationError
+from .errors import (
+    AuthError,
+    DownloadError,
+    InsufficientCreditsError,
+    TaskFailedError,
+    TaskNotFoundError,
+    ValidationError,
+)
 from .tasks import PreparedJob, Upload
 from .uploads import UploadCache, content_hash
 
@@ -113,39 +120,49 @@ async def _submit_or_resume(
 ) -> tuple[list[VideoResult], str]:
     pending = cache.journal_get(fingerprint)
     if pending is not None:
+        # Only poll: re-sending could be refused (an old upload gone) and look like "never
+        # accepted" while the original job runs. Not found = never arrived, or expired.
         log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying again",
                  pending.task_uuid, time.time() - pending.submitted)
         try:
-            results = await client.run_video(pending.task)
-            return results, pending.task_uuid
+            return await _poll(client, pending.task, cache, fingerprint), pending.task_uuid
         except TaskNotFoundError:
-            log.warning("Runware no longer knows task %s; submitting it anew",
-                        pending.task_uuid)
-            cache.journal_drop(fingerprint)
-    fresh = False
+            log.warning("Runware does not know task %s (never arrived, or expired); "
+                        "submitting the request anew", pending.task_uuid)
     for attempt in (1, 2):
         uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, hashes,
                                          force=attempt == 2)
         task = job.with_uploads(uuids)
-        if attempt == 2:
+        if attempt == 2 or pending is not None:
             task["taskUUID"] = str(uuid.uuid4())
         cache.journal_put(JournalEntry(fingerprint, job.model, task["taskUUID"], task,
                                        job.extension))
         try:
-            return await client.run_video(task), task["taskUUID"]
-        except ValidationError as exc:
-            cache.journal_drop(fingerprint)  # refused: nothing was accepted or billed
-            if attempt == 1 and not fresh and _media_gone(exc):
+            await client.submit_video(task)
+        except (ValidationError, AuthError, InsufficientCreditsError) as exc:
+            cache.journal_drop(fingerprint)  # refused at the door: not accepted, not billed
+            if (attempt == 1 and not fresh and isinstance(exc, ValidationError)
+                    and _media_gone(exc)):
                 log.warning("Runware no longer has an earlier upload (%s); uploading again",
                             exc.code or exc.parameter)
                 for stale in uuids.values():
                     cache.uploads.forget_uuid(stale)
                 continue
             raise
-        except TaskFailedError:
-            cache.journal_drop(fingerprint)  # the job ended: a new run submits anew
-            raise
+        # Any other submit failure (connection, 5xx after retries) leaves the journal:
+        # the task may have been accepted, and the next run will find out by polling.
+        return await _poll(client, task, cache, fingerprint), task["taskUUID"]
     raise AssertionError("unreachable")
+
+
+async def _poll(client: RunwareClient, task: dict, cache: ResultCache,
+                fingerprint: str) -> list[VideoResult]:
+    try:
+        return await client.poll_video(task["taskUUID"],
+                                       number_results=int(task.get("numberResults") or 1))
+    except TaskFailedError:
+        cache.journal_drop(fingerprint)  # it ended on Runware: a new run submits anew
+        raise
 
 
 def _media_gone(exc: ValidationError) -> bool:
