@@ -155,3 +155,13 @@ def test_seed_defaults_to_fixed_friendly_definition():
     seed = RunwareOvi.INPUT_TYPES()["required"]["seed"]
     assert seed[0] == "INT" and seed[1]["max"] == 9223372036854775807
     assert seed[1]["default"] == 0
+
+
+def test_runs_under_comfyuis_inference_mode(env):
+    """ComfyUI executes nodes inside torch.inference_mode() (execution.py)."""
+    with torch.inference_mode():
+        video, images, audio, fps, info = generate(number_results=2)
+    assert images[0].shape[0] == 60 and audio[0]["waveform"].shape[1] == 2
+    with torch.inference_mode():
+        again = generate(number_results=2)  # from the cache, decoded again
+    assert torch.equal(again[1][0], images[0])

@@ -645,6 +645,9 @@ class _FrameSink:
         self.pending: list[Future[None] | None] = [None] * len(self.stages)
         self.current = 0
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runware-frames")
+        # ComfyUI runs nodes under torch.inference_mode(), which is per thread: the
+        # helper thread must write into our (inference) tensors under the same mode.
+        self.inference = torch.is_inference_mode_enabled()
         self.count = 0  # frames handed to conversion (their slots in self.out are taken)
         self.staged = 0
 
@@ -677,7 +680,7 @@ class _FrameSink:
             self._grow(self.count + k)
         dst = self.out[self.count:self.count + k]
         src = torch.from_numpy(self.stages[self.current][:k])
-        self.pending[self.current] = self.pool.submit(_to_float, dst, src)
+        self.pending[self.current] = self.pool.submit(_to_float, dst, src, self.inference)
         self.count += k
         self.staged = 0
         self.current = (self.current + 1) % len(self.stages)
@@ -702,9 +705,10 @@ class _FrameSink:
         return self.out if self.count == self.capacity else self.out[:self.count]
 
 
-def _to_float(dst: torch.Tensor, src: torch.Tensor) -> None:
+def _to_float(dst: torch.Tensor, src: torch.Tensor, inference: bool) -> None:
     # one uint8 -> float32 pass per chunk; "/ 255" exactly as ComfyUI does it
-    dst.copy_(src).div_(255.0)
+    with torch.inference_mode(inference):
+        dst.copy_(src).div_(255.0)
 
 
 class _AudioSink:
