@@ -6,6 +6,7 @@ sensible default: no interrupt, no progress UI, directories under the system tem
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import tempfile
@@ -85,12 +86,14 @@ class ProgressBar:
 
 
 def send_progress_text(text: str, node_id: str | None) -> None:
+    """Live text on the node. The page inserts it as HTML, so it is escaped here: an Ovi
+    tag such as <S> in a message would otherwise become markup."""
     if node_id is None:
         return
     instance = _prompt_server()
     if instance is not None:
         try:
-            instance.send_progress_text(text, node_id)
+            instance.send_progress_text(html.escape(text, quote=False), node_id)
         except Exception:
             log.debug("send_progress_text failed", exc_info=True)
 

@@ -345,3 +345,9 @@ def test_routes_are_registered_with_comfyui_when_present(fake_comfy, monkeypatch
     assert ("GET", "/runware_ovi_sync3/key") in registered
     assert ("DELETE", "/runware_ovi_sync3/key") in registered
     assert Path(routes.key_file()).name == keystore.KEY_FILE_NAME
+
+
+def test_status_text_is_html_escaped(fake_comfy):
+    texts, _ = fake_comfy
+    host.send_progress_text("prompt: <S> is never closed & more", "9")
+    assert texts[-1][2] == "prompt: &lt;S&gt; is never closed &amp; more"
