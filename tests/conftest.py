@@ -86,3 +86,25 @@ def fast_config(double):
         job_timeout=60.0,
         cancel_interval=0.05,
     )
+
+
+@pytest.fixture
+def env(double, monkeypatch, tmp_path):
+    """The node layer pointed at the double, with ComfyUI's folders under tmp_path."""
+    monkeypatch.setenv("RUNWARE_API_URL", double.base_url)
+    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
+    for name in ("OUTPUT", "TEMP", "USER"):
+        monkeypatch.setenv(f"RUNWARE_{name}_DIR", str(tmp_path / name.lower()))
+    monkeypatch.delenv("RUNWARE_CACHE_DIR", raising=False)
+    double.job_seconds = 0.1
+    return double
+
+
+def flatten(value, prefix=""):
+    """{"a": {"b": 1}} -> {"a.b": 1}: compare request bodies field by field."""
+    if isinstance(value, dict):
+        out = {}
+        for key, child in value.items():
+            out.update(flatten(child, f"{prefix}.{key}" if prefix else key))
+        return out
+    return {prefix: value}

@@ -189,14 +189,6 @@ def fake_comfy(monkeypatch):
     return texts, bars
 
 
-@pytest.fixture
-def env(double, monkeypatch, tmp_path):
-    monkeypatch.setenv("RUNWARE_API_URL", double.base_url)
-    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
-    monkeypatch.setenv("RUNWARE_OUTPUT_DIR", str(tmp_path / "output"))
-    monkeypatch.setenv("RUNWARE_TEMP_DIR", str(tmp_path / "temp"))
-    monkeypatch.setenv("RUNWARE_USER_DIR", str(tmp_path / "user"))
-    return double
 
 
 def ovi(**kwargs):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PACK, TEST_KEY, pack_module
+from conftest import PACK, pack_module
 from media_factory import png_bytes, write_mp4, write_wav
 
 jobs = pack_module("nodes.runware.jobs")
@@ -369,14 +369,6 @@ def test_fetch_task_of_an_unknown_uuid_is_a_clear_error(double, fast_config, sto
 # -- through the nodes --------------------------------------------------------------------
 
 
-@pytest.fixture
-def env(double, monkeypatch, tmp_path):
-    monkeypatch.setenv("RUNWARE_API_URL", double.base_url)
-    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
-    monkeypatch.setenv("RUNWARE_OUTPUT_DIR", str(tmp_path / "output"))
-    monkeypatch.setenv("RUNWARE_TEMP_DIR", str(tmp_path / "temp"))
-    double.job_seconds = 0.1
-    return double
 
 
 def test_same_graph_queued_twice_and_after_restart_makes_no_submission(env, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PACK, TEST_KEY, pack_module
+from conftest import PACK, pack_module
 
 errors = pack_module("nodes.runware.errors")
 RunwareOvi = PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]
@@ -19,13 +19,6 @@ RunwareDelivery = PACK.NODE_CLASS_MAPPINGS["RunwareDelivery"]
 PROMPT = "A robot in a workshop says <S>All systems go<E>. <AUDCAP>whirring motors<ENDAUDCAP>"
 
 
-@pytest.fixture
-def env(double, monkeypatch, tmp_path):
-    monkeypatch.setenv("RUNWARE_API_URL", double.base_url)
-    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
-    monkeypatch.setenv("RUNWARE_OUTPUT_DIR", str(tmp_path / "output"))
-    double.job_seconds = 0.1
-    return double
 
 
 def generate(**kwargs):

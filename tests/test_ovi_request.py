@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import pack_module
+from conftest import flatten, pack_module
 
 tasks = pack_module("nodes.runware.tasks")
 errors = pack_module("nodes.runware.errors")
@@ -21,13 +21,6 @@ def build(**changes):
     return tasks.prepare_ovi(**{**BASE, **changes}).task
 
 
-def flatten(value, prefix=""):
-    if isinstance(value, dict):
-        out = {}
-        for key, child in value.items():
-            out.update(flatten(child, f"{prefix}.{key}" if prefix else key))
-        return out
-    return {prefix: value}
 
 
 def changed_fields(task):

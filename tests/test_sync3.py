@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PACK, TEST_KEY, pack_module
+from conftest import PACK, flatten, pack_module
 from media_factory import probe, write_mp4
 
 tasks = pack_module("nodes.runware.tasks")
@@ -36,13 +36,6 @@ def build(**changes):
     return tasks.prepare_sync3(**args)
 
 
-def flatten(value, prefix=""):
-    if isinstance(value, dict):
-        out = {}
-        for key, child in value.items():
-            out.update(flatten(child, f"{prefix}.{key}" if prefix else key))
-        return out
-    return {prefix: value}
 
 
 def diff(task):
@@ -183,14 +176,6 @@ def test_segment_node_chains_and_checks():
 # -- through the node, against the double --------------------------------------------------
 
 
-@pytest.fixture
-def env(double, monkeypatch, tmp_path):
-    monkeypatch.setenv("RUNWARE_API_URL", double.base_url)
-    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
-    monkeypatch.setenv("RUNWARE_OUTPUT_DIR", str(tmp_path / "output"))
-    monkeypatch.setenv("RUNWARE_TEMP_DIR", str(tmp_path / "temp"))
-    double.job_seconds = 0.1
-    return double
 
 
 @pytest.fixture
