@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -432,7 +433,7 @@ PAGE_SCRIPT = r"""
 import json, sys, tempfile
 from playwright.sync_api import sync_playwright
 
-base, chromium, folder, shots = sys.argv[1:5]
+base, chromium, folder, shots, key = sys.argv[1:6]
 workflows = json.loads(sys.stdin.read())
 args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -481,6 +482,25 @@ with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         res["console"] = list(errors)
         result["workflows"][name] = res
         page.screenshot(path=f"{shots}/page-{name}.png")
+    # The key setting: Settings -> Runware -> API key, saved through the pack's routes.
+    errors.clear()
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
+    page.get_by_text("Runware", exact=True).first.click()
+    page.wait_for_selector(".runware-key-setting input", timeout=20000)
+    setting = page.locator(".runware-key-setting")
+    setting.locator("input").fill(key)
+    setting.get_by_role("button", name="Save").click()
+    page.wait_for_function("() => !document.querySelector('.runware-key-setting "
+                           "[role=status]').textContent.includes('Checking')", timeout=60000)
+    page.screenshot(path=f"{shots}/settings.png")
+    result["setting"] = {
+        "status": setting.inner_text(),
+        "input_after": setting.locator("input").input_value(),
+        "storage": page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))"
+                                 " + JSON.stringify(Object.assign({}, sessionStorage))"),
+        "value": page.evaluate("() => app.extensionManager.setting.get('Runware.ApiKey')"),
+        "console": [e for e in errors if folder in e or "runware" in e.lower()],
+    }
     ctx.close()
 print(json.dumps(result))
 """
@@ -512,7 +532,7 @@ def test_example_workflows_load_in_the_page(stack):
     shots = Path(os.environ.get("E2E_SCREENSHOT_DIR") or stack.work / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [python, "-c", PAGE_SCRIPT, stack.base, CHROMIUM, FOLDER, str(shots)],
+        [python, "-c", PAGE_SCRIPT, stack.base, CHROMIUM, FOLDER, str(shots), API_KEY],
         input=json.dumps(workflows), capture_output=True, text=True, timeout=150,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -527,3 +547,14 @@ def test_example_workflows_load_in_the_page(stack):
         if res["missing"] or res["mismatches"] or res["dialogs"] or res["console"]
     }
     assert problems == {}, json.dumps(problems, indent=1)[:4000]
+    # The setting saved the key: into the private key file only.
+    setting = result["setting"]
+    assert setting["input_after"] == "" and setting["console"] == []
+    assert API_KEY not in setting["status"] and API_KEY[-4:] in setting["status"]
+    assert API_KEY not in setting["storage"] and not setting["value"]
+    key_file = stack.work / "user" / "runware_api_key"
+    assert key_file.read_text().strip() == API_KEY
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert API_KEY not in json.dumps(stack.get("/api/settings"))
+    status = stack.get("/api/runware_ovi_sync3/key")
+    assert status["configured"] and API_KEY not in json.dumps(status)
