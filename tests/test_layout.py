@@ -88,3 +88,14 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO_ROOT / "README.md").read_text()
     assert "pip install --quiet torch==2.13.0" in ci
     assert "\npytest\n" in ci and "\npytest\n" in readme
+
+
+def test_every_node_has_a_help_page_naming_its_inputs():
+    for node_id, cls in PACK.NODE_CLASS_MAPPINGS.items():
+        page = REPO_ROOT / "web" / "docs" / f"{node_id}.md"
+        assert page.is_file(), f"web/docs/{node_id}.md is missing"
+        text = page.read_text()
+        definition = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name in definition.get(section, {}):
+                assert f"`{name}`" in text, f"{node_id}.md does not mention {name}"
