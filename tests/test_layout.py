@@ -99,3 +99,13 @@ def test_every_node_has_a_help_page_naming_its_inputs():
         for section in ("required", "optional"):
             for name in definition.get(section, {}):
                 assert f"`{name}`" in text, f"{node_id}.md does not mention {name}"
+
+
+def test_requirements_txt_and_pyproject_agree():
+    reqs = sorted(
+        line.split("#")[0].strip()
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if line.split("#")[0].strip()
+    )
+    data = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert reqs == sorted(data["project"]["dependencies"])
