@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from . import host
 from .common import (
@@ -54,7 +55,7 @@ class RunwareFetchResult:
     IS_CHANGED = classmethod(is_changed)
 
     async def fetch(self, task_uuid: str, model: str, unique_id: str | None = None,
-                    graph: dict | None = None) -> tuple:
+                    graph: dict | None = None) -> dict[str, Any]:
         task_uuid = (task_uuid or "").strip()
         try:
             uuid.UUID(task_uuid)

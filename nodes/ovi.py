@@ -112,7 +112,7 @@ class RunwareOvi:
         reuse_cached_result: bool = True,
         unique_id: str | None = None,
         graph: dict | None = None,
-    ) -> tuple:
+    ) -> dict[str, Any]:
         image_png = None if image is None else media.image_to_png(image, input_name="image")
         job = prepare_ovi(
             prompt=prompt, seed=seed, steps=steps, fps=fps,

@@ -130,7 +130,7 @@ class RunwareSync3:
         reuse_cached_result: bool = True,
         unique_id: str | None = None,
         graph: dict | None = None,
-    ) -> tuple:
+    ) -> dict[str, Any]:
         check_sync3_sources(
             video=video is not None, images=images is not None, audio=audio is not None,
             speech_text=bool((speech_text or "").strip()), segments=bool(segments),

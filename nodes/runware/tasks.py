@@ -517,7 +517,7 @@ def speaker_options(mode: str, x: float = 0, y: float = 0, frame_number: int = 0
     if mode == "boxes":
         try:
             parsed = json.loads(boxes or "")
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ValidationError(
                 f"speaker boxes is not valid JSON ({exc.msg} at character {exc.pos})",
                 parameter="boxes",
