@@ -457,3 +457,12 @@ def test_cancel_hook_runs_on_other_threads_too(double, fast_config):
                         should_cancel=flag.is_set))
     assert time.monotonic() - started < 1.5
     assert info.value.task_uuid
+
+
+def test_results_come_in_a_stable_order_whatever_order_they_finish():
+    make = client_mod.VideoResult
+    shuffled = [make("t", "c", "u3", seed=12), make("t", "a", "u1", seed=10),
+                make("t", "b", "u2", seed=11)]
+    assert [r.seed for r in sorted(shuffled, key=client_mod.result_order)] == [10, 11, 12]
+    indexed = [make("t", "x", "u", seed=5, index=1), make("t", "y", "v", seed=9, index=0)]
+    assert [r.index for r in sorted(indexed, key=client_mod.result_order)] == [0, 1]

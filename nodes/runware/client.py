@@ -92,6 +92,12 @@ class Reply:
 BodyFactory = Callable[[], tuple[Any, int | None]]
 
 
+def result_order(result: VideoResult) -> tuple:
+    """Stable order whatever order results finished in: Runware's resultIndex, else the
+    seed (Ovi's results use seed, seed + 1, ...)."""
+    return (result.index is None, result.index or 0, result.seed is None, result.seed or 0)
+
+
 def new_task_uuid() -> str:
     return str(uuid.uuid4())
 
@@ -400,7 +406,7 @@ class RunwareClient:
             self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed))
             if (len(found) >= total) if number_results > 0 else (found and not pending):
                 results = [found[k] for k in order]
-                results.sort(key=lambda r: (r.index is None, r.index or 0))
+                results.sort(key=result_order)
                 return results
             if elapsed >= limit:
                 raise JobTimeoutError(
