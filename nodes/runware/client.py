@@ -217,7 +217,7 @@ class RunwareClient:
             # An explicit length keeps aiohttp from chunked encoding a streamed body.
             headers["Content-Length"] = str(length)
         async with self._http().post(self.config.api_url, data=payload, headers=headers) as resp:
-            text = await resp.text()
+            text = (await resp.read()).decode("utf-8", "replace")
             try:
                 parsed = json.loads(text) if text else None
             except ValueError:
@@ -367,21 +367,41 @@ class RunwareClient:
         delay = self.config.poll_initial
         found: dict[str, VideoResult] = {}
         order: list[str] = []
+        def timed_out() -> JobTimeoutError:
+            return JobTimeoutError(
+                f"The job did not finish within {limit:.0f} s",
+                task_uuid=task_uuid,
+                hint="It may still finish on Runware: queue again later to pick it up "
+                "without paying again, or recover it with Runware Fetch Result.",
+            )
+
         while True:
             await self.sleep(min(delay, max(0.0, started + limit - time.monotonic())), task_uuid)
+            # One poll (with its own retries) may not outlive the limit by more than a grace.
+            budget = max(0.0, started + limit - time.monotonic()) + self.config.poll_grace
             try:
-                reply = await self.post(
+                reply = await asyncio.wait_for(self.post(
                     [{"taskType": "getResponse", "taskUUID": task_uuid}],
                     task_uuid=task_uuid, label="getResponse",
-                )
+                ), timeout=budget)
+            except asyncio.TimeoutError:
+                raise timed_out() from None
             except RunwareError as exc:
                 if not exc.retryable or time.monotonic() - started >= limit:
                     raise
                 log.warning("Polling task %s: %s; still trying", task_uuid, exc.message)
                 reply = Reply(0, [], [])
             for item in reply.errors:
-                if item.get("taskUUID") in (None, task_uuid):
-                    raise _job_error(item, reply.status, task_uuid, self._key)
+                if item.get("taskUUID") not in (None, task_uuid):
+                    continue
+                err = _poll_error(item, reply.status, task_uuid, self._key)
+                if err is None:  # a passing problem of the request, not of the job
+                    log.warning("Polling task %s: %s; still trying", task_uuid,
+                                item.get("code") or item.get("message"))
+                    continue
+                if isinstance(err, TaskFailedError) and found:
+                    err.partial_results = [found[k] for k in order]
+                raise err
             percents: list[float] = []
             pending = 0
             for item in reply.data:
@@ -409,12 +429,24 @@ class RunwareClient:
                 results.sort(key=result_order)
                 return results
             if elapsed >= limit:
-                raise JobTimeoutError(
-                    f"The job did not finish within {limit:.0f} s",
-                    task_uuid=task_uuid,
-                    hint="It may still finish on Runware: queue again later to pick it up.",
-                )
+                raise timed_out()
             delay = min(delay * self.config.poll_growth, self.config.poll_max)
+
+    async def task_exists(self, task_uuid: str) -> bool | None:
+        """Does Runware know this task? True / False, or None when it cannot tell."""
+        try:
+            reply = await self.post([{"taskType": "getResponse", "taskUUID": task_uuid}],
+                                    task_uuid=task_uuid, retries=1, label="getResponse")
+        except RunwareError:
+            return None
+        codes = {e.get("code") for e in reply.errors}
+        if codes & {"taskNotFound", "taskExpired"}:
+            return False
+        if any(d.get("taskUUID") == task_uuid for d in reply.data) or any(
+            e.get("taskUUID") == task_uuid for e in reply.errors
+        ):
+            return True
+        return None
 
     async def run_video(
         self, task: dict[str, Any], *, timeout: float | None = None
@@ -443,14 +475,30 @@ class RunwareClient:
     async def download(self, url: str, dest: Path, *, task_uuid: str | None = None) -> Path:
         """Stream ``url`` to ``dest``, resuming with Range after a dropped connection.
 
-        The body goes to ``dest.part`` and is renamed only when its size matches the
-        server's Content-Length, so a partial file never looks like a result.
+        The body goes to a private part file, renamed only when its size matches the
+        server's Content-Length, so a partial file never looks like a result. The whole
+        download is bounded by the job time limit (a trickling server cannot hang it).
         """
         self.check_download_url(url)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(dest.name + ".part")
-        part.unlink(missing_ok=True)
+        # A private part file: two downloads of the same result never share one.
+        part = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+        limit = self.config.job_timeout
+        try:
+            await asyncio.wait_for(self._download_resuming(url, part, task_uuid), limit)
+            os.replace(part, dest)
+        except asyncio.TimeoutError:
+            err = DownloadError(f"The download did not finish within {limit:.0f} s",
+                                task_uuid=task_uuid,
+                                hint="Check the connection, then queue again (no new charge).")
+            err.retryable = False
+            raise err from None
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
+
+    async def _download_resuming(self, url: str, part: Path, task_uuid: str | None) -> None:
         total: int | None = None
         failures = 0
         while True:
@@ -472,8 +520,6 @@ class RunwareClient:
             raise DownloadError(
                 f"Downloaded {size} bytes but the server announced {total}", task_uuid=task_uuid
             )
-        os.replace(part, dest)
-        return dest
 
     async def _download_into(
         self, part: Path, url: str, total: int | None, task_uuid: str | None
@@ -586,17 +632,36 @@ def _transient_error(
     )
 
 
-def _job_error(item: dict[str, Any], status: int, task_uuid: str, key: str) -> RunwareError:
-    """A failed job is a TaskFailedError whatever its code (auth problems stay auth)."""
+def _poll_error(
+    item: dict[str, Any], status: int, task_uuid: str, key: str
+) -> RunwareError | None:
+    """Classify an error item in a getResponse reply.
+
+    Only a real job failure (the item says ``status: error``, or Runware reports a job
+    failure code) is a TaskFailedError: that is what tells the caller the paid job is
+    over. A refused key, missing credits or a bad request stay what they are (the job may
+    still be running), and passing problems (rate limit, server) return None: keep polling.
+    """
     err = error_from_item(item, status if status >= 400 else None, secret=key)
-    if isinstance(err, (TaskFailedError, AuthError, InsufficientCreditsError)) and err.task_uuid:
-        return err
-    return TaskFailedError(
-        err.message, code=err.code, parameter=err.parameter,
-        task_uuid=err.task_uuid or task_uuid, task_type=err.task_type,
-        http_status=err.http_status,
-        hint="The job failed on Runware; change the inputs or try again.",
-    )
+    says_failed = (str(item.get("status", "")).lower() == "error"
+                   or isinstance(item.get("error"), dict))
+    if isinstance(err, TaskFailedError):  # incl. taskNotFound / taskExpired
+        return err if err.task_uuid else _with_task(err, TaskFailedError, task_uuid)
+    if says_failed and not isinstance(err, (AuthError, InsufficientCreditsError)):
+        return _with_task(err, TaskFailedError, task_uuid)
+    if err.retryable:
+        return None
+    return err if err.task_uuid else _with_task(err, type(err), task_uuid)
+
+
+def _with_task(err: RunwareError, cls: type[RunwareError], task_uuid: str) -> RunwareError:
+    hint = err.hint
+    if cls is TaskFailedError and not isinstance(err, TaskFailedError):
+        hint = "The job failed on Runware: read the message, change the inputs if it " \
+               "points at them, and try again."
+    return cls(err.message, code=err.code, parameter=err.parameter,
+               task_uuid=err.task_uuid or task_uuid, task_type=err.task_type,
+               http_status=err.http_status, hint=hint)
 
 
 def _result_from_item(item: dict[str, Any], task_uuid: str) -> VideoResult | None:

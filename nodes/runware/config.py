@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,10 @@ class ClientConfig:
     poll_initial: float = 1.0
     poll_growth: float = 1.5
     poll_max: float = 10.0
-    # Overall limit for one job from submission to the last result.
+    # Overall limit for one job from submission to the last result, and how long one
+    # poll (with its own retries) may run past it.
     job_timeout: float = 20 * 60.0
+    poll_grace: float = 15.0
     # How often every wait checks the cancel hook.
     cancel_interval: float = 0.2
     download_chunk: int = 1 << 20
@@ -74,11 +77,14 @@ class ClientConfig:
         timeout = os.environ.get(JOB_TIMEOUT_ENV)
         if timeout:
             try:
-                values["job_timeout"] = float(timeout)
-            except ValueError as exc:
+                seconds = float(timeout)
+            except ValueError:
+                seconds = math.nan
+            if not (math.isfinite(seconds) and seconds > 0):
                 raise ValueError(
-                    f"{JOB_TIMEOUT_ENV} must be a number of seconds, got {timeout!r}"
-                ) from exc
+                    f"{JOB_TIMEOUT_ENV} must be a positive number of seconds, got {timeout!r}"
+                )
+            values["job_timeout"] = seconds
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -87,6 +93,11 @@ class ClientConfig:
         if not self.api_key:
             raise MissingApiKeyError("No Runware API key is configured",
                                      hint=key_hint(self.key_file))
+        if not (self.api_key.isascii() and self.api_key.isprintable()):
+            # It goes into an HTTP header; say so clearly (never echoing the key).
+            raise MissingApiKeyError(
+                f"The Runware API key (from {self.key_source or 'the settings'}) contains "
+                "characters a key cannot have", hint=key_hint(self.key_file))
         return self.api_key
 
     @property

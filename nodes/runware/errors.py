@@ -92,6 +92,9 @@ class ServerError(RunwareError):
 class TaskFailedError(RunwareError):
     """The job was accepted but ended in error (inferenceError, content policy, ...)."""
 
+    # Results of a multi-result job that finished before another one failed (paid).
+    partial_results: list = []
+
 
 class TaskNotFoundError(TaskFailedError):
     """taskNotFound / taskExpired: Runware no longer knows the task."""
