@@ -321,10 +321,16 @@ def test_upload_memory_expires_before_runware_deletes(tmp_path):
 
 
 def test_size_cap_evicts_least_recently_used(double, fast_config, tmp_path):
-    store = cache_mod.ResultCache(tmp_path / "c", max_bytes=1)
+    store = cache_mod.ResultCache(tmp_path / "c", max_bytes=1, recent=0)
     a = run(ovi_job(seed=1), fast_config, store)[0].path
     b = run(ovi_job(seed=2), fast_config, store)[0].path
     assert b.exists() and not a.exists()
+    # By default a result used in the last minutes is never evicted (Save Video may be
+    # about to read it).
+    guarded = cache_mod.ResultCache(tmp_path / "g", max_bytes=1)
+    c = run(ovi_job(seed=3), fast_config, guarded)[0].path
+    run(ovi_job(seed=4), fast_config, guarded)
+    assert c.exists()
     assert store.lookup(jobs.job_fingerprint(ovi_job(seed=1))[0]) is None
 
 
@@ -464,3 +470,130 @@ def test_a_job_that_failed_while_nobody_watched_is_reported_then_forgotten(
     assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
     assert run(ovi_job(), fast_config, store)[0].path.is_file()
     assert accepted(double) == 3
+
+
+# -- regressions from the money-safety review ------------------------------------------------
+
+
+def test_wrong_key_while_resuming_keeps_the_journal(double, fast_config, store):
+    double.job_seconds = 1.5
+    stop = threading.Event()
+    threading.Timer(0.4, stop.set).start()
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(), fast_config, store, should_cancel=stop.is_set)
+    with pytest.raises(errors.AuthError) as info:  # a rotated key: not "the job failed"
+        run(ovi_job(), dataclasses.replace(fast_config, api_key="rotated-key-xyz"), store)
+    assert not isinstance(info.value, errors.TaskFailedError)
+    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is not None
+    assert run(ovi_job(), fast_config, store)[0].path.is_file()
+    assert accepted(double) == 1
+
+
+def test_lost_answer_then_refused_retry_still_pays_once(double, fast_config, store):
+    # Attempt 1 is accepted but its answer lost; the same-UUID retry is refused (402).
+    double.lose_next_response("videoInference")
+    double.fail_next(402, code="insufficientCredits", task_type="videoInference", skip=1)
+    results = run(ovi_job(), fast_config, store)
+    assert results[0].path.is_file()
+    assert accepted(double) == 1
+
+
+def test_fetch_result_while_the_node_resumes_the_same_job(double, fast_config, store):
+    double.job_seconds = 1000
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(), dataclasses.replace(fast_config, job_timeout=0.3), store)
+    double.job_seconds = 0.1
+
+    async def both():
+        return await asyncio.gather(
+            jobs.run_cached_job(ovi_job(), config=fast_config, cache=store),
+            jobs.fetch_task(info.value.task_uuid, config=fast_config,
+                            cache=fresh_store(store), model="runware:190@1"),
+        )
+
+    node, fetched = asyncio.run(both())
+    assert node[0].path == fetched[0].path and node[0].path.is_file()
+    assert accepted(double) == 1
+
+
+def test_a_poll_that_hangs_is_bounded_by_the_time_limit(double, fast_config, store):
+    double.job_seconds = 1000
+    config = dataclasses.replace(fast_config, job_timeout=0.5, poll_grace=0.5,
+                                 read_timeout=30)
+    task_uuid = None
+
+    async def job():
+        nonlocal task_uuid
+        async with client_mod.RunwareClient(config) as client:
+            task_uuid = await client.submit_video(ovi_job().task)
+            double.latency = 20  # every answer from now on hangs
+            return await client.poll_video(task_uuid)
+
+    started = time.monotonic()
+    with pytest.raises(errors.JobTimeoutError) as info:
+        asyncio.run(job())
+    assert time.monotonic() - started < 3
+    assert info.value.task_uuid == task_uuid
+    double.latency = 0
+
+
+def test_damaged_cache_of_an_expired_task_says_so_then_recovers(double, fast_config, store):
+    first = run(ovi_job(), fast_config, store)[0]
+    first.path.unlink()
+    double.expire_task(first.result.task_uuid)
+    double.fail_downloads(404)
+    with pytest.raises(errors.TaskNotFoundError) as info:
+        run(ovi_job(), fast_config, store)
+    assert first.result.task_uuid in str(info.value) and "pay for a new job" in str(info.value)
+    assert run(ovi_job(), fast_config, store)[0].path.is_file()  # not stuck
+    assert accepted(double) == 2
+
+
+def test_unreadable_journal_refuses_to_submit(double, fast_config, store):
+    fingerprint = jobs.job_fingerprint(ovi_job())[0]
+    path = store.root / "journal" / f"{fingerprint}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("")  # e.g. cut short by a power loss
+    with pytest.raises(cache_mod.JournalError) as info:
+        run(ovi_job(), fast_config, store)
+    assert str(path) in str(info.value)
+    assert double.count("videoInference") == 0
+
+
+def test_upload_memory_merges_concurrent_writers(tmp_path):
+    uploads = pack_module("nodes.runware.uploads")
+    a = uploads.UploadCache(tmp_path / "u.json")
+    b = uploads.UploadCache(tmp_path / "u.json")
+    a.put("ka", "ua")
+    b.put("kb", "ub")
+    fresh = uploads.UploadCache(tmp_path / "u.json")
+    assert fresh.get("ka") == "ua" and fresh.get("kb") == "ub"
+    a.forget_uuid("ua")
+    assert uploads.UploadCache(tmp_path / "u.json").get("ka") is None
+
+
+def test_old_takes_are_swept_and_clear_removes_everything(double, fast_config, store,
+                                                         monkeypatch):
+    first = run(ovi_job(), fast_config, store)[0].path
+    second = run(ovi_job(), fast_config, store, reuse=False)[0].path
+    assert first != second and first.exists()  # the older take is no longer referenced
+    monkeypatch.setattr(cache_mod, "ORPHAN_SECONDS", 0.0)
+    store.evict()
+    assert not first.exists() and second.exists()
+    store.clear()
+    assert not any(store.results_dir.iterdir())
+
+
+def test_hashing_a_big_input_can_be_cancelled(tmp_path):
+    uploads = pack_module("nodes.runware.uploads")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (3 << 20))
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) > 1:
+            raise errors.CancelledError("Cancelled by the user")
+
+    with pytest.raises(errors.CancelledError):
+        uploads.content_hash(big, check)

@@ -24,12 +24,18 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import RunwareError
 from .uploads import UploadCache
+
+
+class JournalError(RunwareError):
+    """The on-disk job journal cannot be read: refuse to submit rather than pay twice."""
 
 log = logging.getLogger("runware_ovi_sync")
 
@@ -38,6 +44,10 @@ CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
 CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
 DEFAULT_MAX_BYTES = 20 * 1024**3
 DEFAULT_MAX_AGE = 30 * 24 * 3600.0
+RECENT_SECONDS = 600.0  # never evict a result used this recently
+ORPHAN_SECONDS = 3600.0  # unreferenced result files older than this are swept
+
+_INTACT: dict[tuple[str, int, int], str] = {}
 
 
 def canonical_json(value: Any) -> str:
@@ -105,10 +115,28 @@ class JournalEntry:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Atomic and durable: a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a directory; its replace is durable enough
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_json(path: Path) -> Any | None:
@@ -121,14 +149,24 @@ def _read_json(path: Path) -> Any | None:
         return None
 
 
+def _bad_journal(path: Path) -> JournalEntry:
+    raise JournalError(
+        f"The job journal file {path} is unreadable. It may stand for a job you paid for, "
+        "so nothing new is submitted for this request",
+        hint="If the log names that job's taskUUID, recover it with Runware Fetch Result; "
+        "then delete the file and queue again.",
+    )
+
+
 class ResultCache:
     """Results, journal, upload dedupe and per-fingerprint locks in one directory."""
 
     def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_age: float = DEFAULT_MAX_AGE) -> None:
+                 max_age: float = DEFAULT_MAX_AGE, recent: float = RECENT_SECONDS) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.max_age = max_age
+        self.recent = recent
         self.results_dir = self.root / "results"
         self.uploads = UploadCache(self.root / "uploads.json")
 
@@ -156,7 +194,7 @@ class ResultCache:
         if not data:
             return None
         entry = CacheEntry.from_dict(data)
-        if time.time() - entry.created > self.max_age:
+        if time.time() - entry.last_used > self.max_age:
             self._drop_entry(entry)
             return None
         return entry
@@ -172,11 +210,19 @@ class ResultCache:
     def is_intact(self, result: CachedResult) -> bool:
         path = self.result_path(result)
         try:
-            if path.stat().st_size != result.size:
-                return False
+            st = path.stat()
         except FileNotFoundError:
             return False
-        return not result.sha256 or file_sha256(path) == result.sha256
+        if st.st_size != result.size:
+            return False
+        if not result.sha256:
+            return True
+        # Hash once per file version in this process (a result reused all day is
+        # not re-read on every queue).
+        memo = (str(path), st.st_size, st.st_mtime_ns)
+        if _INTACT.get(memo) != result.sha256:
+            _INTACT[memo] = file_sha256(path)
+        return _INTACT[memo] == result.sha256
 
     def store(self, entry: CacheEntry) -> None:
         entry.last_used = time.time()
@@ -187,13 +233,22 @@ class ResultCache:
         entry.last_used = time.time()
         _write_json(self._entry_path(entry.fingerprint), asdict(entry))
 
+    def forget(self, entry: CacheEntry) -> None:
+        """Remove an entry that cannot be repaired (its files and its index)."""
+        self._drop_entry(entry)
+
     def _drop_entry(self, entry: CacheEntry) -> None:
         for result in entry.results:
             self.result_path(result).unlink(missing_ok=True)
         self._entry_path(entry.fingerprint).unlink(missing_ok=True)
 
     def evict(self, keep: str | None = None) -> int:
-        """Drop entries past the age limit, then least recently used ones over the size cap."""
+        """Drop results unused for max_age, then the least recently used over the size cap.
+
+        Entries used in the last few minutes are never evicted (a file just handed to the
+        next node, e.g. Save Video, must still be there), nor is ``keep``. Result files no
+        entry refers to (an older take, a recovered job) are swept after an hour.
+        """
         entries = []
         for path in (self.root / "entries").glob("*.json"):
             data = _read_json(path)
@@ -203,7 +258,7 @@ class ResultCache:
         dropped = 0
         alive = []
         for entry in entries:
-            if now - entry.created > self.max_age and entry.fingerprint != keep:
+            if now - entry.last_used > self.max_age and entry.fingerprint != keep:
                 self._drop_entry(entry)
                 dropped += 1
             else:
@@ -213,20 +268,42 @@ class ResultCache:
         for entry in sorted(alive, key=lambda e: e.last_used):
             if total <= self.max_bytes:
                 break
-            if entry.fingerprint == keep:
+            if entry.fingerprint == keep or now - entry.last_used < self.recent:
                 continue
             self._drop_entry(entry)
+            alive.remove(entry)
             total -= sizes[entry.fingerprint]
             dropped += 1
+        self._sweep_orphans({r.file for e in alive for r in e.results}, now)
         if dropped:
             log.info("Result cache: evicted %d old result set(s)", dropped)
         return dropped
 
+    def _sweep_orphans(self, referenced: set[str], now: float) -> None:
+        for path in self.results_dir.glob("*"):
+            if path.name in referenced or path.name.endswith(".part"):
+                continue
+            try:
+                if now - path.stat().st_mtime > ORPHAN_SECONDS:
+                    path.unlink()
+            except OSError:
+                pass
+
     def clear(self) -> None:
+        """Forget every finished result and delete its files (pending jobs are kept)."""
         for entry_path in (self.root / "entries").glob("*.json"):
             data = _read_json(entry_path)
             if data:
                 self._drop_entry(CacheEntry.from_dict(data))
+            entry_path.unlink(missing_ok=True)
+        pending = set()
+        for path in (self.root / "journal").glob("*.json"):
+            data = _read_json(path)
+            if isinstance(data, dict):
+                pending.add(str(data.get("task_uuid")))
+        for path in self.results_dir.glob("*"):
+            if not any(path.name.startswith(t) for t in pending):
+                path.unlink(missing_ok=True)
 
     # -- pending submissions ---------------------------------------------------------
 
@@ -234,20 +311,35 @@ class ResultCache:
         return self.root / "journal" / f"{fingerprint}.json"
 
     def journal_get(self, fingerprint: str) -> JournalEntry | None:
-        data = _read_json(self._journal_path(fingerprint))
-        return JournalEntry(**data) if data else None
+        path = self._journal_path(fingerprint)
+        if not path.exists():
+            return None
+        data = _read_json(path)
+        try:
+            return JournalEntry(**data) if isinstance(data, dict) else _bad_journal(path)
+        except TypeError:
+            return _bad_journal(path)
 
     def journal_put(self, entry: JournalEntry) -> None:
         _write_json(self._journal_path(entry.fingerprint), asdict(entry))
 
-    def journal_drop(self, fingerprint: str) -> None:
-        self._journal_path(fingerprint).unlink(missing_ok=True)
+    def journal_drop(self, fingerprint: str, task_uuid: str | None = None) -> None:
+        """Forget a pending job (only if it is still ``task_uuid``, when given)."""
+        path = self._journal_path(fingerprint)
+        if task_uuid is not None:
+            data = _read_json(path)
+            if not isinstance(data, dict) or data.get("task_uuid") != task_uuid:
+                return
+        path.unlink(missing_ok=True)
 
     def journal_find_task(self, task_uuid: str) -> JournalEntry | None:
         for path in (self.root / "journal").glob("*.json"):
             data = _read_json(path)
-            if data and data.get("task_uuid") == task_uuid:
-                return JournalEntry(**data)
+            if isinstance(data, dict) and data.get("task_uuid") == task_uuid:
+                try:
+                    return JournalEntry(**data)
+                except TypeError:
+                    return None
         return None
 
     # -- one run per fingerprint -----------------------------------------------------
@@ -283,14 +375,10 @@ class _FileLock:
     def try_acquire(self) -> bool:
         if not self._thread_lock.acquire(blocking=False):
             return False
-        try:
-            import fcntl
-        except ImportError:  # Windows: in-process exclusion only
-            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_fd(fd)
         except OSError:
             os.close(fd)
             self._thread_lock.release()
@@ -300,6 +388,28 @@ class _FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
+            with contextlib.suppress(OSError):
+                _unlock_fd(self._fd)
+            os.close(self._fd)
             self._fd = None
         self._thread_lock.release()
+
+
+try:
+    import fcntl
+
+    def _lock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+except ImportError:  # Windows
+    import msvcrt
+
+    def _lock_fd(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # raises OSError when another holds it
+
+    def _unlock_fd(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)

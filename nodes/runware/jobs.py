@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -26,13 +28,14 @@ from .client import Progress, RunwareClient, VideoResult
 from .config import ClientConfig
 from .errors import (
     AuthError,
+    CancelledError,
     DownloadError,
     InsufficientCreditsError,
     TaskFailedError,
     TaskNotFoundError,
     ValidationError,
 )
-from .tasks import PreparedJob, Upload
+from .tasks import EXTENSIONS, PreparedJob, Upload
 from .uploads import UploadCache, content_hash
 
 log = logging.getLogger("runware_ovi_sync")
@@ -68,14 +71,25 @@ class SessionCost:
 SESSION_COST = SessionCost()
 
 
-def job_fingerprint(job: PreparedJob) -> tuple[str, dict[str, str]]:
-    hashes = {u.placeholder: f"{u.task_type}:{content_hash(u.source)}" for u in job.uploads}
+def job_fingerprint(
+    job: PreparedJob, check_cancel: Callable[[], None] | None = None
+) -> tuple[str, dict[str, str]]:
+    hashes = {u.placeholder: f"{u.task_type}:{content_hash(u.source, check_cancel)}"
+              for u in job.uploads}
     return _fingerprint(job.model, job.task, hashes), hashes
 
 
 def _report(on_progress: Callable[[Progress], None] | None, progress: Progress) -> None:
     if on_progress is not None:
         on_progress(progress)
+
+
+def _canceller(should_cancel: Callable[[], bool] | None) -> Callable[[], None]:
+    def check() -> None:
+        if should_cancel is not None and should_cancel():
+            raise CancelledError("Cancelled by the user")
+
+    return check
 
 
 async def run_cached_job(
@@ -88,16 +102,18 @@ async def run_cached_job(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> list[JobResult]:
     """The whole paid job, at most once per fingerprint. See the module docstring."""
-    fingerprint, hashes = job_fingerprint(job)
-    if reuse:
-        hit = await _from_cache(cache, fingerprint, config, should_cancel, on_progress)
+    # Hashing big inputs takes a while: off the event loop, and cancellable.
+    fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job,
+                                                  _canceller(should_cancel))
+    if reuse:  # the common case, without a key or a lock: every cached file intact
+        hit = await _intact_hit(cache, fingerprint, on_progress)
         if hit is not None:
             return hit
     async with RunwareClient(config, should_cancel=should_cancel,
                              on_progress=on_progress) as client:
         async with cache.locked(fingerprint, client.check_cancel):
             if reuse:  # an identical run may have finished while we waited for the lock
-                hit = await _from_cache(cache, fingerprint, config, should_cancel, on_progress)
+                hit = await _cached_results(client, cache, fingerprint, on_progress)
                 if hit is not None:
                     return hit
             results, task_uuid = await _submit_or_resume(client, job, cache, fingerprint,
@@ -106,7 +122,7 @@ async def run_cached_job(
             cache.store(CacheEntry(fingerprint, job.model, task_uuid, [
                 _cached_record(r, cache) for r in outcome
             ]))
-            cache.journal_drop(fingerprint)
+            cache.journal_drop(fingerprint, task_uuid)
     cost = sum(r.result.cost or 0.0 for r in outcome)
     total = SESSION_COST.add(cost)
     log.info("Runware task %s: %d result(s), cost $%.4f (this session: $%.4f)", task_uuid,
@@ -135,12 +151,21 @@ async def _submit_or_resume(
         task = job.with_uploads(uuids)
         if attempt == 2 or pending is not None:
             task["taskUUID"] = str(uuid.uuid4())
-        cache.journal_put(JournalEntry(fingerprint, job.model, task["taskUUID"], task,
-                                       job.extension))
+        task_uuid = task["taskUUID"]
+        cache.journal_put(JournalEntry(fingerprint, job.model, task_uuid, task, job.extension))
         try:
             await client.submit_video(task)
         except (ValidationError, AuthError, InsufficientCreditsError) as exc:
-            cache.journal_drop(fingerprint)  # refused at the door: not accepted, not billed
+            # Refused. But an earlier attempt of this same submission may have reached
+            # Runware before its answer was lost: ask before forgetting the job.
+            known = await client.task_exists(task_uuid)
+            if known is True:
+                log.warning("Runware refused a retry of task %s (%s) but already has the "
+                            "task; waiting for it", task_uuid, exc.code)
+                return await _poll(client, task, cache, fingerprint), task_uuid
+            if known is None:
+                raise  # cannot tell: the journal stays, the next run polls and finds out
+            cache.journal_drop(fingerprint, task_uuid)  # not accepted, not billed
             if (attempt == 1 and not fresh and isinstance(exc, ValidationError)
                     and _media_gone(exc)):
                 log.warning("Runware no longer has an earlier upload (%s); uploading again",
@@ -151,18 +176,41 @@ async def _submit_or_resume(
             raise
         # Any other submit failure (connection, 5xx after retries) leaves the journal:
         # the task may have been accepted, and the next run will find out by polling.
-        return await _poll(client, task, cache, fingerprint), task["taskUUID"]
+        return await _poll(client, task, cache, fingerprint), task_uuid
     raise AssertionError("unreachable")
 
 
 async def _poll(client: RunwareClient, task: dict, cache: ResultCache,
                 fingerprint: str) -> list[VideoResult]:
+    task_uuid = task["taskUUID"]
     try:
-        return await client.poll_video(task["taskUUID"],
+        return await client.poll_video(task_uuid,
                                        number_results=int(task.get("numberResults") or 1))
-    except TaskFailedError:
-        cache.journal_drop(fingerprint)  # it ended on Runware: a new run submits anew
+    except TaskFailedError as exc:
+        cache.journal_drop(fingerprint, task_uuid)  # it ended on Runware: a new run submits
+        if exc.partial_results:
+            raise await _save_partial(client, cache, exc, task) from exc
         raise
+
+
+async def _save_partial(client: RunwareClient, cache: ResultCache, exc: TaskFailedError,
+                        task: dict) -> TaskFailedError:
+    """One generation of a multi-result job failed: keep the ones that finished (paid)."""
+    saved = []
+    try:
+        outcome = await _download_all(client, cache, exc.partial_results,
+                                      EXTENSIONS.get(str(task.get("outputFormat")), "mp4"))
+        saved = [str(r.path) for r in outcome]
+    except Exception:  # the failure itself must still reach the user
+        log.exception("Could not save the finished results of task %s", exc.task_uuid)
+    urls = ", ".join(r.url for r in exc.partial_results)
+    where = ("saved to " + ", ".join(saved)) if saved else f"at {urls}"
+    return TaskFailedError(
+        f"{exc.message}; {len(exc.partial_results)} result(s) finished before the failure "
+        f"and were {where}",
+        code=exc.code, parameter=exc.parameter, task_uuid=exc.task_uuid,
+        http_status=exc.http_status, hint=exc.hint,
+    )
 
 
 def _media_gone(exc: ValidationError) -> bool:
@@ -231,28 +279,49 @@ def _as_job_result(record: CachedResult, cache: ResultCache) -> JobResult:
     return JobResult(result, cache.result_path(record), cached=True)
 
 
-async def _from_cache(
-    cache: ResultCache, fingerprint: str, config: ClientConfig,
-    should_cancel: Callable[[], bool] | None,
-    on_progress: Callable[[Progress], None] | None,
-) -> list[JobResult] | None:
+async def _intact_hit(cache: ResultCache, fingerprint: str,
+                      on_progress: Callable[[Progress], None] | None) -> list[JobResult] | None:
     entry = cache.lookup(fingerprint)
     if entry is None:
         return None
-    broken = [r for r in entry.results if not cache.is_intact(r)]
-    if broken:
-        log.warning("Cached result of task %s is damaged or missing; fetching it again "
-                    "(no new charge)", entry.task_uuid)
-        async with RunwareClient(config, should_cancel=should_cancel,
-                                 on_progress=on_progress) as client:
-            await refetch(client, cache, entry, broken)
-        cache.store(entry)
-    else:
-        cache.touch(entry)
+    for record in entry.results:
+        if not await asyncio.to_thread(cache.is_intact, record):
+            return None  # damaged: repaired under the lock, with a client
+    return _reuse(cache, entry, on_progress)
+
+
+def _reuse(cache: ResultCache, entry: CacheEntry,
+           on_progress: Callable[[Progress], None] | None) -> list[JobResult]:
+    cache.touch(entry)
     log.info("Reusing the cached result of Runware task %s (no new charge)", entry.task_uuid)
     _report(on_progress, Progress("cached", entry.task_uuid, 100.0, len(entry.results),
                                   len(entry.results)))
     return [_as_job_result(r, cache) for r in entry.results]
+
+
+async def _cached_results(client: RunwareClient, cache: ResultCache, fingerprint: str,
+                          on_progress: Callable[[Progress], None] | None
+                          ) -> list[JobResult] | None:
+    """The cached results, damaged files fetched again (never paid again). Under the lock."""
+    entry = cache.lookup(fingerprint)
+    if entry is None:
+        return None
+    broken = [r for r in entry.results if not await asyncio.to_thread(cache.is_intact, r)]
+    if broken:
+        log.warning("Cached result of task %s is damaged or missing; fetching it again "
+                    "(no new charge)", entry.task_uuid)
+        try:
+            await refetch(client, cache, entry, broken)
+        except TaskNotFoundError:
+            cache.forget(entry)
+            raise TaskNotFoundError(
+                f"The cached result of task {entry.task_uuid} is damaged or missing and "
+                "Runware no longer has the task", code="taskExpired",
+                task_uuid=entry.task_uuid,
+                hint="Queue again to pay for a new job (the broken cache entry was removed).",
+            ) from None
+        cache.store(entry)
+    return _reuse(cache, entry, on_progress)
 
 
 async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
@@ -267,15 +336,15 @@ async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
             if fresh is None:
                 fresh = await client.poll_video(record.task_uuid,
                                                 number_results=len(entry.results))
+            position = entry.results.index(record)
             match = next((f for f in fresh if f.video_uuid == record.video_uuid),
-                         fresh[entry.results.index(record)]
-                         if entry.results.index(record) < len(fresh) else None)
+                         fresh[position] if position < len(fresh) else None)
             if match is None:
                 raise
             await client.download(match.url, path, task_uuid=record.task_uuid)
             record.url = match.url
         record.size = path.stat().st_size
-        record.sha256 = file_sha256(path)
+        record.sha256 = await asyncio.to_thread(file_sha256, path)
 
 
 async def fetch_task(
@@ -291,19 +360,28 @@ async def fetch_task(
     """Recover a job by its taskUUID: cache, else poll + download. Never submits."""
     entry = cache.find_task(task_uuid)
     if entry is not None:
-        hit = await _from_cache(cache, entry.fingerprint, config, should_cancel, on_progress)
+        hit = await _intact_hit(cache, entry.fingerprint, on_progress)
         if hit is not None:
             return hit
     pending = cache.journal_find_task(task_uuid)
+    fingerprint = entry.fingerprint if entry else (pending.fingerprint if pending else None)
     async with RunwareClient(config, should_cancel=should_cancel,
                              on_progress=on_progress) as client:
-        results = await client.poll_video(task_uuid, number_results=0)
-        outcome = await _download_all(client, cache, results,
-                                      pending.extension if pending else extension)
-        if pending is not None:  # the journal's own job: finish its bookkeeping
-            cache.store(CacheEntry(pending.fingerprint, pending.model, task_uuid,
-                                   [_cached_record(r, cache) for r in outcome]))
-            cache.journal_drop(pending.fingerprint)
+        lock = (cache.locked(fingerprint, client.check_cancel) if fingerprint
+                else contextlib.nullcontext())
+        async with lock:  # the node may be resuming this very job right now
+            if entry is not None:
+                hit = await _cached_results(client, cache, entry.fingerprint, on_progress)
+                if hit is not None:
+                    return hit
+            expected = int(pending.task.get("numberResults") or 1) if pending else 0
+            results = await client.poll_video(task_uuid, number_results=expected)
+            outcome = await _download_all(client, cache, results,
+                                          pending.extension if pending else extension)
+            if pending is not None:  # the journal's own job: finish its bookkeeping
+                cache.store(CacheEntry(pending.fingerprint, pending.model, task_uuid,
+                                       [_cached_record(r, cache) for r in outcome]))
+                cache.journal_drop(pending.fingerprint, task_uuid)
     log.info("Recovered Runware task %s (%s): %d result(s), no new charge", task_uuid, model,
              len(outcome))
     return outcome

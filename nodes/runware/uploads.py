@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("runware_ovi_sync")
@@ -19,14 +21,16 @@ log = logging.getLogger("runware_ovi_sync")
 DEFAULT_MAX_AGE = 25 * 24 * 3600.0
 
 
-def content_hash(source: bytes | Path) -> str:
-    """sha256 of a file (streamed) or of bytes."""
+def content_hash(source: bytes | Path, check_cancel: Callable[[], None] | None = None) -> str:
+    """sha256 of a file (streamed, checking ``check_cancel`` per MiB) or of bytes."""
     digest = hashlib.sha256()
     if isinstance(source, bytes):
         digest.update(source)
     else:
         with open(source, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
+                if check_cancel is not None:
+                    check_cancel()
                 digest.update(block)
     return digest.hexdigest()
 
@@ -53,11 +57,22 @@ class UploadCache:
             except (OSError, ValueError):
                 log.warning("Ignoring an unreadable upload cache at %s", self.path)
 
-    def _save(self) -> None:
+    def _save(self, forget: frozenset[str] | set[str] = frozenset()) -> None:
+        """Merge with what other runs (or processes) wrote meanwhile, then replace."""
         if not self.path:
             return
+        try:
+            on_disk = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            on_disk = {}
+        if isinstance(on_disk, dict):
+            for key, entry in on_disk.items():
+                mine = self._entries.get(key)
+                if key not in forget and isinstance(entry, dict) and (
+                        mine is None or float(entry.get("at", 0)) > float(mine.get("at", 0))):
+                    self._entries[key] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.write_text(json.dumps(self._entries))
         os.replace(tmp, self.path)
 
@@ -69,7 +84,7 @@ class UploadCache:
                 return None
             if time.time() - float(entry.get("at", 0)) > self.max_age:
                 del self._entries[key]
-                self._save()
+                self._save(forget={key})
                 return None
             return str(entry["uuid"])
 
@@ -79,11 +94,11 @@ class UploadCache:
             self._entries[key] = {"uuid": uuid, "at": time.time()}
             self._save()
 
-    def forget_uuid(self, uuid: str) -> None:
+    def forget_uuid(self, upload_uuid: str) -> None:
         with self._lock:
             self._load()
-            stale = [k for k, v in self._entries.items() if v.get("uuid") == uuid]
+            stale = {k for k, v in self._entries.items() if v.get("uuid") == upload_uuid}
             for key in stale:
                 del self._entries[key]
             if stale:
-                self._save()
+                self._save(forget=stale)

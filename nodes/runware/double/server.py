@@ -515,15 +515,18 @@ class RunwareDouble:
     # -- fault injection
 
     def fail_next(
-        self, status: int, count: int = 1, task_type: str | None = None, code: str | None = None
+        self, status: int, count: int = 1, task_type: str | None = None, code: str | None = None,
+        skip: int = 0,
     ) -> None:
         """The next ``count`` POSTs (only those holding ``task_type``, if given) answer
-        ``status`` with an errors envelope, without being processed."""
+        ``status`` with an errors envelope, without being processed; the first ``skip``
+        matching POSTs pass through untouched."""
         with self._lock:
             self._fail_next.append(
                 {
                     "status": int(status),
                     "count": int(count),
+                    "skip": int(skip),
                     "task_type": task_type,
                     "code": code or default_code(int(status)),
                 }
@@ -644,6 +647,9 @@ class RunwareDouble:
         with self._lock:
             for fault in self._fail_next:
                 if fault["task_type"] is None or fault["task_type"] in types:
+                    if fault.get("skip", 0) > 0:
+                        fault["skip"] -= 1
+                        continue
                     fault["count"] -= 1
                     if fault["count"] <= 0:
                         self._fail_next.remove(fault)
