@@ -11,7 +11,9 @@ refused, and writes must be JSON (which a plain HTML form cannot send).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -22,7 +24,7 @@ from .common import key_file
 from .runware.client import RunwareClient
 from .runware.config import ClientConfig
 from .runware.errors import AuthError, MissingApiKeyError, RunwareError
-from .runware.keystore import KeyStore, clean_key
+from .runware.keystore import KeyStore, clean_key, is_plausible_key
 
 log = logging.getLogger("runware_ovi_sync")
 
@@ -30,9 +32,30 @@ PREFIX = "/runware_ovi_sync3"
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
+ALLOWED_HOSTS_ENV = "RUNWARE_ALLOWED_HOSTS"
+
+
+def _host_allowed(host_header: str) -> bool:
+    """Refuse DNS rebinding: a web site whose name resolves to this machine sends its own
+    name as Host. Allow loopback names, IP literals (how a LAN/server install is usually
+    reached) and names listed in RUNWARE_ALLOWED_HOSTS (comma-separated)."""
+    name = urlsplit(f"//{host_header}").hostname or ""
+    if name in ("localhost", "127.0.0.1", "::1") or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    allowed = {h.strip().lower() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")}
+    return name.lower() in allowed
+
+
 def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return False
+    if not _host_allowed(request.host):
         return False
     if not origin:
         return True  # not a browser cross-origin request (curl, scripts, same-origin GET)
@@ -44,7 +67,9 @@ def _same_origin(request: web.Request) -> bool:
 def _guarded(handler: Handler, *, write: bool) -> Handler:
     async def wrapped(request: web.Request) -> web.Response:
         if not _same_origin(request):
-            return web.json_response({"error": "cross-origin request refused"}, status=403)
+            return web.json_response(
+                {"error": "request refused: it comes from another site, or this server is "
+                          f"reached by a name not listed in {ALLOWED_HOSTS_ENV}"}, status=403)
         if write and request.content_type != "application/json" and request.method == "POST":
             return web.json_response({"error": "send JSON"}, status=415)
         return await handler(request)
@@ -83,6 +108,10 @@ def make_handlers(store_for: Callable[[], KeyStore]) -> list[tuple[str, str, Han
         key = clean_key(body.get("key", "")) if isinstance(body, dict) else ""
         if not key:
             return web.json_response({"error": "The key is empty."}, status=400)
+        if not is_plausible_key(key):
+            return web.json_response(
+                {"error": "That is not a Runware key: it has characters a key cannot have."},
+                status=400)
         valid, message = await validate_key(key)
         if valid is False:
             return web.json_response({"error": message}, status=401)

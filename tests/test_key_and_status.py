@@ -343,3 +343,43 @@ def test_status_text_is_html_escaped(fake_comfy):
     texts, _ = fake_comfy
     host.send_progress_text("prompt: <S> is never closed & more", "9")
     assert texts[-1][2] == "prompt: &lt;S&gt; is never closed &amp; more"
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [("127.0.0.1:8188", True), ("localhost:8188", True), ("[::1]:8188", True),
+     ("192.168.1.20:8188", True), ("evil.example:8188", False), ("mybox.lan:8188", False)],
+)
+def test_dns_rebinding_is_refused_by_host_name(key_server, host, allowed):
+    url, store = key_server
+    origin = f"http://{host}"
+    reply = requests.post(url, json={"key": TEST_KEY}, timeout=30,
+                          headers={"Host": host, "Origin": origin,
+                                   "Sec-Fetch-Site": "same-origin"})
+    assert (reply.status_code == 200) is allowed, reply.text
+    assert store.path.exists() is allowed
+
+
+def test_allowed_host_names_can_be_configured(key_server, monkeypatch):
+    url, store = key_server
+    monkeypatch.setenv("RUNWARE_ALLOWED_HOSTS", "mybox.lan, other.lan")
+    reply = requests.post(url, json={"key": TEST_KEY}, timeout=30,
+                          headers={"Host": "mybox.lan:8188", "Origin": "http://mybox.lan:8188"})
+    assert reply.status_code == 200
+
+
+def test_key_with_control_characters_is_refused_clearly(key_server, tmp_path, monkeypatch):
+    url, store = key_server
+    reply = requests.post(url, json={"key": "abc\x00def"}, timeout=10)
+    assert reply.status_code == 400 and "cannot have" in reply.json()["error"]
+    monkeypatch.setenv("RUNWARE_API_KEY", "abc\x7fdef")
+    with pytest.raises(errors.MissingApiKeyError) as info:
+        config_mod.ClientConfig.from_env().require_key()
+    assert "cannot have" in str(info.value) and "abc" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "0", "soon"])
+def test_job_timeout_must_be_a_positive_finite_number(monkeypatch, value):
+    monkeypatch.setenv("RUNWARE_JOB_TIMEOUT", value)
+    with pytest.raises(ValueError, match="RUNWARE_JOB_TIMEOUT"):
+        config_mod.ClientConfig.from_env()

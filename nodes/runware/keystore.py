@@ -33,6 +33,11 @@ def clean_key(value: str) -> str:
     return "".join(str(value or "").split())
 
 
+def is_plausible_key(key: str) -> bool:
+    """Printable ASCII only: a key travels in an HTTP header."""
+    return bool(key) and key.isascii() and key.isprintable()
+
+
 class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -56,6 +61,8 @@ class KeyStore:
         key = clean_key(key)
         if not key:
             raise ValueError("the key is empty")
+        if not is_plausible_key(key):
+            raise ValueError("the key contains characters a Runware key cannot have")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
