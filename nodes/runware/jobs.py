@@ -4,8 +4,9 @@
   a restart too) reuses the file and makes no request at all.
 - Before a submission, its taskUUID and task go into an on-disk journal. A run that finds
   a journal entry for its fingerprint (ComfyUI restarted, the user cancelled, the time
-  limit passed) resumes that task instead of paying again: re-sending the same taskUUID is
-  answered ``conflictTaskUUID`` (already accepted) and polling picks the job up.
+  limit passed) resumes that task by polling it instead of paying again; only when Runware
+  says it does not know the task is the request submitted anew. Within one run, a lost
+  answer is retried with the same taskUUID (``conflictTaskUUID`` = already accepted).
 - The downloaded file is the paid result: it is written and kept before anything decodes it.
 """
 
