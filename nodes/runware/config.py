@@ -38,7 +38,8 @@ DEFAULT_CACHE_MAX_GB = 20.0
 DEFAULT_CACHE_MAX_DAYS = 30.0
 
 KEY_FILE_NAME = "runware_api_key"
-KEY_FILE_PLACE = f"the file {KEY_FILE_NAME} in ComfyUI's user directory"
+KEY_FILE_WHERE = f"{KEY_FILE_NAME} in ComfyUI's user directory"
+KEY_FILE_PLACE = f"the file {KEY_FILE_WHERE}"
 
 MISSING_KEY_HINT = (
     "Set your Runware API key (create one at https://my.runware.ai/keys) in ComfyUI's "
