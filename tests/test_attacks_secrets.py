@@ -7,8 +7,10 @@ import asyncio
 import http.server
 import json
 import logging
+import re
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import pack_module
@@ -91,8 +93,17 @@ def test_a_held_key_is_scrubbed_from_any_error_built_anywhere(shape):
                 assert leaks(rendered) is None, (cls, rendered)
     finally:
         errors.release_secret(KEY)
+
+
+def test_a_released_key_is_no_longer_scrubbed():
+    fresh = f"Fresh-{uuid.uuid4().hex}"
+    errors.hold_secret(fresh)
+    errors.hold_secret(fresh)  # two holders (two open clients)
+    errors.release_secret(fresh)
+    assert errors.scrub(f"x {fresh}") == "x ***"
+    errors.release_secret(fresh)
     # Released (and never configured): no longer scrubbed, so ordinary text is untouched.
-    assert errors.scrub(f"x {KEY}") == f"x {KEY}"
+    assert errors.scrub(f"x {fresh}") == f"x {fresh}"
 
 
 def test_scrub_keeps_ordinary_text_and_the_last_four():
@@ -228,6 +239,17 @@ def test_the_log_filter_scrubs_messages_arguments_and_tracebacks(caplog):
         assert leaks(record.getMessage(), key) is None
     assert leaks(caplog.text, key) is None
     assert "boom ***" in caplog.text
+
+
+def test_every_logger_of_the_pack_has_the_filter():
+    root = Path(__file__).resolve().parent.parent / "nodes"
+    names = set()
+    for path in root.rglob("*.py"):
+        names.update(re.findall(r'getLogger\("([^"]+)"\)', path.read_text(encoding="utf-8")))
+    assert "runware_ovi_sync" in names
+    for name in names:
+        assert any(isinstance(f, errors.SecretFilter) for f in logging.getLogger(name).filters), \
+            name
 
 
 def test_status_text_on_the_node_is_scrubbed(monkeypatch):

@@ -348,7 +348,9 @@ def install_log_filter(name: str = LOGGER_NAME) -> None:
         logger.addFilter(SecretFilter())
 
 
-install_log_filter()
+# Filters on a logger do not see records of its children: each logger the pack uses.
+for _name in (LOGGER_NAME, f"{LOGGER_NAME}.double", f"{LOGGER_NAME}.double.media"):
+    install_log_filter(_name)
 
 
 def _as_text(value: Any) -> str | None:
