@@ -83,7 +83,7 @@ def env_positive_float(name: str, default: float, *, unit: str, example: str,
         return default
     form = f"a number of {unit} greater than 0, without a unit (like {example})"
     if maximum is not None:
-        form += f", at most {maximum:g}"
+        form += f", at most {maximum:.0f}"
     try:
         number = float(value)
     except ValueError:
