@@ -121,6 +121,8 @@ class KeyStore:
         except IsADirectoryError:
             raise self._error("it is a folder, not a file") from None
         except PermissionError:
+            if self.path.is_dir():  # how Windows answers opening a folder
+                raise self._error("it is a folder, not a file") from None
             raise self._error("permission denied (ComfyUI's user cannot read it)") from None
         except OSError as exc:
             raise self._error(exc.strerror or type(exc).__name__) from None
