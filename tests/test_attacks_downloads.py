@@ -201,6 +201,17 @@ def test_the_api_itself_may_be_on_a_loopback_address(hostile, tmp_path):
                     tmp_path / "r.mp4").read_bytes() == BODY
 
 
+@pytest.mark.parametrize(("api_host", "url_host"), [("localhost", "127.0.0.1"),
+                                                   ("127.0.0.1", "localhost")])
+def test_localhost_and_127_0_0_1_are_the_same_api(hostile, tmp_path, api_host, url_host):
+    hostile.routes["/r.mp4"] = lambda h: send(h, 200, BODY)
+    config = config_for(hostile, api_url=f"http://{api_host}:{hostile.port}/v1")
+    url = f"http://{url_host}:{hostile.port}/r.mp4"
+    assert download(config, url, tmp_path / "r.mp4").read_bytes() == BODY
+    with pytest.raises(errors.RefusedDownloadError):  # another port is not the API
+        download(config, f"http://{url_host}:{hostile.port + 1}/r.mp4", tmp_path / "x.mp4")
+
+
 def test_a_redirect_loop_stops_at_the_hop_limit(hostile, tmp_path):
     hostile.routes["/loop"] = redirect("/loop")
     with pytest.raises(errors.RefusedDownloadError, match="redirected more than 3 times"):
@@ -375,6 +386,7 @@ class FakeResolver:
         ("api.local", 8765, ["127.0.0.1"], True),  # the configured API itself
         ("API.LOCAL.", 8765, ["127.0.0.1"], True),
         ("api.local", 8766, ["127.0.0.1"], False),  # the API's host, another port
+        ("localhost", 8765, ["127.0.0.1"], False),  # loopback, but not the API's place
     ],
 )
 def test_names_resolving_to_internal_addresses_are_refused(host, port, addresses, allowed):
@@ -389,3 +401,17 @@ def test_names_resolving_to_internal_addresses_are_refused(host, port, addresses
     else:
         with pytest.raises(errors.RefusedDownloadError, match="resolves to"):
             asyncio.run(go())
+
+
+def test_the_resolver_treats_localhost_as_a_loopback_api():
+    async def go(host, port):
+        resolver = client_mod._PublicOnlyResolver(("127.0.0.1", 8765))
+        await resolver.close()
+        resolver._inner = FakeResolver({host: ["127.0.0.1"]})
+        return await resolver.resolve(host, port)
+
+    assert asyncio.run(go("localhost", 8765))
+    with pytest.raises(errors.RefusedDownloadError):
+        asyncio.run(go("localhost", 8766))
+    with pytest.raises(errors.RefusedDownloadError):
+        asyncio.run(go("evil.example", 8765))  # rebinding to the API's address: refused

@@ -486,7 +486,7 @@ class RunwareClient:
 
     def _is_api_origin(self, scheme: str, host: str, port: int | None) -> bool:
         api_scheme, api_host, api_port = self.config.api_origin
-        return (scheme == api_scheme.lower() and host == api_host.lower()
+        return (scheme == api_scheme.lower() and _same_host(host, api_host)
                 and _effective_port(scheme, port) == _effective_port(api_scheme, api_port))
 
     def check_download_url(self, url: str) -> None:
@@ -693,6 +693,20 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
+def _is_loopback_name(host: str) -> bool:
+    address = _ip_literal(host)
+    if address is not None:
+        return address.is_loopback
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def _same_host(a: str, b: str) -> bool:
+    """The same host, or both this machine's loopback (localhost vs 127.0.0.1: the
+    local double answers on either)."""
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    return a == b or (_is_loopback_name(a) and _is_loopback_name(b))
+
+
 def _effective_port(scheme: str, port: int | None) -> int:
     return port if port is not None else (443 if scheme.lower() == "https" else 80)
 
@@ -730,7 +744,7 @@ class _PublicOnlyResolver(AbstractResolver):
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        if (host.lower().rstrip("."), port) == self._api:
+        if port == self._api[1] and _same_host(host, self._api[0]):
             return results
         for result in results:
             try:
