@@ -513,11 +513,8 @@ class RunwareClient:
         """A session for result downloads only: names resolve to public addresses only
         (except the API's own), bodies are never decompressed, no proxy from the env."""
         if self._download_session is None or self._download_session.closed:
-            _, api_host, _ = self.config.api_origin
-            scheme = self.config.api_origin[0].lower()
-            resolver = _PublicOnlyResolver(
-                (api_host.lower(), _effective_port(scheme, self.config.api_origin[2]))
-            )
+            api_scheme, api_host, api_port = self.config.api_origin
+            resolver = _PublicOnlyResolver((api_host, _effective_port(api_scheme, api_port)))
             timeout = aiohttp.ClientTimeout(
                 total=None, connect=self.config.connect_timeout,
                 sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout,
