@@ -17,7 +17,7 @@ from .runware import media
 from .runware.cache import ResultCache
 from .runware.client import Progress
 from .runware.config import ClientConfig
-from .runware.errors import CancelledError, RunwareError
+from .runware.errors import CancelledError, RunwareError, scrub
 from .runware.jobs import JobResult, run_cached_job
 from .runware.keystore import KEY_FILE_NAME
 from .runware.tasks import OUTPUT_FORMATS, SAFETY_MODES, PreparedJob, delivery_options
@@ -139,7 +139,7 @@ class StatusText:
         self.bar = host.ProgressBar(node_id)
 
     def show(self, text: str) -> None:
-        host.send_progress_text(text, self.node_id)
+        host.send_progress_text(scrub(text), self.node_id)  # never a key, whatever echoed
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.started

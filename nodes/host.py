@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .runware.config import env_directory
+
 log = logging.getLogger("runware_ovi_sync")
 
 
@@ -99,9 +101,9 @@ def send_progress_text(text: str, node_id: str | None) -> None:
 
 
 def _directory(getter: str, env: str, default_leaf: str) -> Path:
-    override = os.environ.get(env)
-    if override:
-        return Path(override)
+    override = env_directory(env)  # validated: a file, or a NUL, is a clear error
+    if override is not None:
+        return override
     fp = _import("folder_paths")
     if fp is not None and hasattr(fp, getter):
         return Path(getattr(fp, getter)())

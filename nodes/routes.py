@@ -1,6 +1,7 @@
 """HTTP routes of the pack, under ``/runware_ovi_sync3/`` (ComfyUI mirrors them at /api).
 
-- ``GET    /runware_ovi_sync3/key``  status: configured, source, last 4 characters, file
+- ``GET    /runware_ovi_sync3/key``  status: configured, source, last 4 characters (none
+  of a key shorter than 12), which file (never its absolute path), why it is unreadable
 - ``POST   /runware_ovi_sync3/key``  ``{"key": ...}``: check it with Runware, then store it
 - ``DELETE /runware_ovi_sync3/key``  forget the stored key
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -22,8 +22,8 @@ from aiohttp import web
 from . import host
 from .common import key_file
 from .runware.client import RunwareClient
-from .runware.config import ClientConfig
-from .runware.errors import AuthError, MissingApiKeyError, RunwareError
+from .runware.config import ALLOWED_HOSTS_ENV, ClientConfig, env_host_list
+from .runware.errors import AuthError, MissingApiKeyError, RunwareError, SettingError
 from .runware.keystore import KeyStore, clean_key, is_plausible_key
 
 log = logging.getLogger("runware_ovi_sync")
@@ -32,14 +32,15 @@ PREFIX = "/runware_ovi_sync3"
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-ALLOWED_HOSTS_ENV = "RUNWARE_ALLOWED_HOSTS"
-
-
 def _host_allowed(host_header: str) -> bool:
     """Refuse DNS rebinding: a web site whose name resolves to this machine sends its own
     name as Host. Allow loopback names, IP literals (how a LAN/server install is usually
     reached) and names listed in RUNWARE_ALLOWED_HOSTS (comma-separated)."""
-    name = urlsplit(f"//{host_header}").hostname or ""
+    allowed = env_host_list(ALLOWED_HOSTS_ENV)  # a bad value is an error, not "allow all"
+    try:
+        name = urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:  # e.g. an unclosed "[" in the Host header
+        return False
     if name in ("localhost", "127.0.0.1", "::1") or name.endswith(".localhost"):
         return True
     try:
@@ -47,7 +48,6 @@ def _host_allowed(host_header: str) -> bool:
         return True
     except ValueError:
         pass
-    allowed = {h.strip().lower() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")}
     return name.lower() in allowed
 
 
@@ -66,7 +66,11 @@ def _same_origin(request: web.Request) -> bool:
 
 def _guarded(handler: Handler, *, write: bool) -> Handler:
     async def wrapped(request: web.Request) -> web.Response:
-        if not _same_origin(request):
+        try:
+            same_origin = _same_origin(request)
+        except SettingError as exc:
+            return web.json_response({"error": str(exc)}, status=500)
+        if not same_origin:
             return web.json_response(
                 {"error": "request refused: it comes from another site, or this server is "
                           f"reached by a name not listed in {ALLOWED_HOSTS_ENV}"}, status=403)
@@ -105,25 +109,39 @@ def make_handlers(store_for: Callable[[], KeyStore]) -> list[tuple[str, str, Han
         except ValueError:
             return web.json_response({"error": "send JSON like {\"key\": \"...\"}"},
                                      status=400)
-        key = clean_key(body.get("key", "")) if isinstance(body, dict) else ""
+        raw = body.get("key") if isinstance(body, dict) else None
+        key = clean_key(raw) if isinstance(raw, str) else ""
         if not key:
             return web.json_response({"error": "The key is empty."}, status=400)
         if not is_plausible_key(key):
             return web.json_response(
                 {"error": "That is not a Runware key: it has characters a key cannot have."},
                 status=400)
-        valid, message = await validate_key(key)
+        try:
+            valid, message = await validate_key(key)
+        except SettingError as exc:  # e.g. a bad RUNWARE_API_URL: say which and why
+            return web.json_response({"error": str(exc)}, status=500)
         if valid is False:
             return web.json_response({"error": message}, status=401)
         store = store_for()
-        store.save(key)
-        log.info("Runware API key saved to %s (ends in %s)", store.path, key[-4:])
+        try:
+            store.save(key)
+        except OSError as exc:
+            log.error("Could not save the Runware API key to %s: %s", store.path, exc)
+            return web.json_response(
+                {"error": f"Could not save the key ({exc.strerror or type(exc).__name__}); "
+                          "the key saved before, if any, is unchanged."}, status=500)
+        log.info("Runware API key saved to %s", store.path)
         return web.json_response({**store.status().as_dict(), "validated": bool(valid),
                                   "message": message})
 
     async def delete_key(request: web.Request) -> web.Response:
         store = store_for()
-        if store.delete():
+        try:
+            removed = store.delete()
+        except OSError as exc:
+            return web.json_response({"error": f"Could not remove the key: {exc}"}, status=500)
+        if removed:
             log.info("Runware API key file %s removed", store.path)
         return web.json_response(store.status().as_dict())
 

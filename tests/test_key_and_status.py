@@ -52,7 +52,9 @@ def test_config_reads_the_key_file_and_missing_key_says_where(tmp_path, monkeypa
     with pytest.raises(errors.MissingApiKeyError) as info:
         config.require_key()
     text = str(info.value)
-    assert "Settings" in text and "RUNWARE_API_KEY" in text and str(path) in text
+    assert "Settings" in text and "RUNWARE_API_KEY" in text
+    # Names the file, never its absolute path (errors reach whoever uses the page).
+    assert "runware_api_key in ComfyUI's user directory" in text and str(path) not in text
     assert not isinstance(info.value, errors.CancelledError)
     keystore.KeyStore(path).save("k-from-file")
     config = config_mod.ClientConfig.from_env(key_file=path)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import cache_settings_from_env
 from .errors import RunwareError
 from .uploads import UploadCache
 
@@ -172,14 +173,9 @@ class ResultCache:
 
     @classmethod
     def from_env(cls, default_root: Path) -> ResultCache:
-        root = Path(os.environ.get(CACHE_DIR_ENV) or default_root)
-        max_gb = os.environ.get(CACHE_MAX_GB_ENV)
-        max_days = os.environ.get(CACHE_MAX_DAYS_ENV)
-        return cls(
-            root,
-            max_bytes=int(float(max_gb) * 1024**3) if max_gb else DEFAULT_MAX_BYTES,
-            max_age=float(max_days) * 86400 if max_days else DEFAULT_MAX_AGE,
-        )
+        """RUNWARE_CACHE_DIR / _MAX_GB / _MAX_DAYS, validated (a bad value is an error)."""
+        settings = cache_settings_from_env(default_root)
+        return cls(settings.root, max_bytes=settings.max_bytes, max_age=settings.max_age)
 
     # -- finished results ------------------------------------------------------------
 

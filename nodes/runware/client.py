@@ -16,32 +16,40 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import logging
 import os
 import random
+import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
-from .config import ClientConfig
+from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig
 from .errors import (
     AuthError,
     CancelledError,
     DownloadError,
     InsufficientCreditsError,
     JobTimeoutError,
+    RefusedDownloadError,
     RunwareError,
     ServerError,
     TaskFailedError,
     ValidationError,
     error_from_item,
+    hold_secret,
+    release_secret,
     scrub,
 )
 
@@ -118,10 +126,13 @@ class RunwareClient:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self._key = config.require_key()
+        hold_secret(self._key)  # scrubbed from every error and log line while open
+        self._holding = True
         self.config = config
         self._should_cancel = should_cancel or (lambda: False)
         self._on_progress = on_progress
         self._session: aiohttp.ClientSession | None = None
+        self._download_session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -136,6 +147,12 @@ class RunwareClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._download_session is not None:
+            await self._download_session.close()
+            self._download_session = None
+        if self._holding:
+            self._holding = False
+            release_secret(self._key)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -458,26 +475,64 @@ class RunwareClient:
         )
 
     # -- downloads -------------------------------------------------------------------
+    #
+    # A result URL comes from a server reply, so it is untrusted: every hop (the URL and
+    # each redirect, followed here, at most max_redirects) must be https, or the
+    # configured API's own origin (the local double); its host may not be a loopback,
+    # private, link-local or otherwise non-public address unless it is the API's own.
+    # Host names are checked where they are resolved, right before connecting (see
+    # _PublicOnlyResolver), so a name cannot pass a check and then rebind to 127.0.0.1.
+    # The body must be a plain file (no Content-Encoding) of at most max_download_bytes.
+
+    def _is_api_origin(self, scheme: str, host: str, port: int | None) -> bool:
+        api_scheme, api_host, api_port = self.config.api_origin
+        return (scheme == api_scheme.lower() and _same_host(host, api_host)
+                and _effective_port(scheme, port) == _effective_port(api_scheme, api_port))
 
     def check_download_url(self, url: str) -> None:
-        """Only https, except the configured API's own host (the local double)."""
-        parts = urlsplit(url)
-        scheme, host, port = self.config.api_origin
-        if parts.scheme == "https" and parts.hostname:
+        """Refuse a download hop the pack must not follow (see the section comment)."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise _refused(url, "it is not a valid URL") from None
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")
+        if scheme not in ("http", "https") or not host:
+            raise _refused(url, "only https URLs (or the configured RUNWARE_API_URL origin) "
+                                "are allowed")
+        if self._is_api_origin(scheme, parts.hostname or "", port):
             return
-        if parts.scheme == scheme and parts.hostname == host and parts.port == port:
-            return
-        raise ValidationError(
-            f"Refusing to download a result from {parts.scheme}://{parts.hostname}: "
-            "only https URLs (or the configured RUNWARE_API_URL host) are allowed"
-        )
+        if scheme != "https":
+            raise _refused(url, "only https URLs (or the configured RUNWARE_API_URL origin) "
+                                "are allowed")
+        address = _ip_literal(host)
+        if address is not None and not _is_public(address):
+            raise _refused(url, f"{address} is a loopback, private or link-local address")
 
-    async def download(self, url: str, dest: Path, *, task_uuid: str | None = None) -> Path:
+    def _download_http(self) -> aiohttp.ClientSession:
+        """A session for result downloads only: names resolve to public addresses only
+        (except the API's own), bodies are never decompressed, no proxy from the env."""
+        if self._download_session is None or self._download_session.closed:
+            api_scheme, api_host, api_port = self.config.api_origin
+            resolver = _PublicOnlyResolver((api_host, _effective_port(api_scheme, api_port)))
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=self.config.connect_timeout,
+                sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout,
+            )
+            self._download_session = aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(resolver=resolver),
+                auto_decompress=False, trust_env=False,
+            )
+        return self._download_session
+
+    async def download(self, url: str, dest: Path, *, task_uuid: str | None = None,
+                       max_bytes: int | None = None) -> Path:
         """Stream ``url`` to ``dest``, resuming with Range after a dropped connection.
 
         The body goes to a private part file, renamed only when its size matches the
         server's Content-Length, so a partial file never looks like a result. The whole
-        download is bounded by the job time limit (a trickling server cannot hang it).
+        download is bounded by the job time limit (a trickling server cannot hang it) and
+        the body by ``max_bytes`` (default: the config's max_download_bytes).
         """
         self.check_download_url(url)
         dest = Path(dest)
@@ -485,8 +540,9 @@ class RunwareClient:
         # A private part file: two downloads of the same result never share one.
         part = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
         limit = self.config.job_timeout
+        cap = self.config.max_download_bytes if max_bytes is None else max_bytes
         try:
-            await asyncio.wait_for(self._download_resuming(url, part, task_uuid), limit)
+            await asyncio.wait_for(self._download_resuming(url, part, task_uuid, cap), limit)
             os.replace(part, dest)
         except asyncio.TimeoutError:
             err = DownloadError(f"The download did not finish within {limit:.0f} s",
@@ -498,13 +554,14 @@ class RunwareClient:
             part.unlink(missing_ok=True)
         return dest
 
-    async def _download_resuming(self, url: str, part: Path, task_uuid: str | None) -> None:
+    async def _download_resuming(self, url: str, part: Path, task_uuid: str | None,
+                                 cap: int) -> None:
         total: int | None = None
         failures = 0
         while True:
             try:
                 total = await self._cancellable(
-                    self._download_into(part, url, total, task_uuid), task_uuid
+                    self._download_into(part, url, total, task_uuid, cap), task_uuid
                 )
             except DownloadError as exc:
                 failures += 1
@@ -521,28 +578,70 @@ class RunwareClient:
                 f"Downloaded {size} bytes but the server announced {total}", task_uuid=task_uuid
             )
 
+    async def _open_download(self, url: str, headers: dict[str, str],
+                             task_uuid: str | None) -> aiohttp.ClientResponse:
+        """GET ``url``, following redirects here so every hop is checked."""
+        for _ in range(self.config.max_redirects + 1):
+            self.check_download_url(url)
+            resp = await self._download_http().get(url, headers=headers,
+                                                   allow_redirects=False)
+            if resp.status not in (301, 302, 303, 307, 308):
+                return resp
+            location = resp.headers.get("Location")
+            resp.release()
+            if not location:
+                raise _download_status_error(resp.status, task_uuid)
+            url = urljoin(url, location.strip())
+        raise RefusedDownloadError(
+            f"The result download was redirected more than {self.config.max_redirects} "
+            "times; refusing to follow further", task_uuid=task_uuid,
+            hint="The result URL may have expired; recover the job by its taskUUID.",
+        )
+
     async def _download_into(
-        self, part: Path, url: str, total: int | None, task_uuid: str | None
+        self, part: Path, url: str, total: int | None, task_uuid: str | None, cap: int
     ) -> int | None:
         have = part.stat().st_size if part.exists() else 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        # identity: a compressed body could expand without bound, and Range counts bytes
+        # of the file itself. Never an Authorization header: the key goes to the API only.
+        headers = {"Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
         self._report(Progress("downloading", task_uuid, _pct(have, total)))
         try:
-            async with self._http().get(url, headers=headers) as resp:
+            resp = await self._open_download(url, headers, task_uuid)
+            async with resp:
                 if resp.status == 416 and total is not None and have == total:
                     return total
                 if resp.status not in (200, 206):
                     raise _download_status_error(resp.status, task_uuid)
+                encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise RefusedDownloadError(
+                        f"The result was sent compressed (Content-Encoding: {encoding[:40]}) "
+                        "although the plain file was asked for; refusing it",
+                        task_uuid=task_uuid,
+                        hint="A proxy between you and Runware may be altering downloads.",
+                    )
                 if resp.status == 200:
                     have = 0  # the server ignored our Range: start over
                     total = resp.content_length
                 else:
-                    total = _content_range_total(resp.headers.get("Content-Range")) or total
+                    start, announced = _content_range(resp.headers.get("Content-Range"))
+                    if start != have:  # not the part we asked for: start over next time
+                        part.unlink(missing_ok=True)
+                        raise DownloadError(f"the server resumed at byte {start}, not {have}",
+                                            task_uuid=task_uuid)
+                    total = announced or total
+                if total is not None and total > cap:
+                    raise _too_large(cap, task_uuid, announced=total)
                 with open(part, "r+b" if have else "wb") as fh:
                     fh.seek(have)
                     fh.truncate()
                     async for chunk in resp.content.iter_chunked(self.config.download_chunk):
                         self.check_cancel(task_uuid)
+                        if have + len(chunk) > cap:  # no (or a lying) length: endless body
+                            raise _too_large(cap, task_uuid)
                         fh.write(chunk)
                         have += len(chunk)
                         self._report(Progress("downloading", task_uuid, _pct(have, total)))
@@ -559,6 +658,105 @@ class RunwareClient:
 # -- helpers ---------------------------------------------------------------------------
 
 
+def _refused(url: str, reason: str) -> RefusedDownloadError:
+    try:
+        parts = urlsplit(url)
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no path, no query
+    except ValueError:
+        where = "an unreadable URL"
+    return RefusedDownloadError(
+        f"Refusing to download a result from {where[:200]}: {reason}",
+        hint="A result should come from Runware over https. If RUNWARE_API_URL points at "
+        "a local double, its own address is allowed.",
+    )
+
+
+def _too_large(cap: int, task_uuid: str | None, announced: int | None = None
+               ) -> RefusedDownloadError:
+    size = f" ({_size_text(announced)} announced)" if announced else ""
+    return RefusedDownloadError(
+        f"The result is larger than {_size_text(cap)}, the most one result may "
+        f"be{size}; stopped the download", task_uuid=task_uuid,
+        hint=f"If a result this large is expected, raise {MAX_DOWNLOAD_MB_ENV} and queue "
+        "again: the job is picked up without paying again.",
+    )
+
+
+def _size_text(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}" if size < 100 * scale else \
+                f"{size / scale:.0f} {unit}"
+    return f"{size} bytes"
+
+
+def _is_loopback_name(host: str) -> bool:
+    address = _ip_literal(host)
+    if address is not None:
+        return address.is_loopback
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def _same_host(a: str, b: str) -> bool:
+    """The same host, or both this machine's loopback (localhost vs 127.0.0.1: the
+    local double answers on either)."""
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    return a == b or (_is_loopback_name(a) and _is_loopback_name(b))
+
+
+def _effective_port(scheme: str, port: int | None) -> int:
+    return port if port is not None else (443 if scheme.lower() == "https" else 80)
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` names by itself: an IP literal, including the legacy IPv4
+    forms the C resolver accepts (``127.1``, ``2130706433``, ``0x7f.0.0.1``)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+class _PublicOnlyResolver(AbstractResolver):
+    """Resolves like aiohttp does, then refuses a name with any non-public address, except
+    the configured API's own host and port. Checked here, at connect time, there is no
+    window between the check and the connection for a rebinding DNS answer."""
+
+    def __init__(self, api: tuple[str, int]) -> None:
+        self._api = api
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if port == self._api[1] and _same_host(host, self._api[0]):
+            return results
+        for result in results:
+            try:
+                address = ipaddress.ip_address(result["host"])
+            except ValueError:
+                address = None
+            if address is None or not _is_public(address):
+                raise _refused(f"https://{host}",
+                               f"the name resolves to {result['host']}, a loopback, private "
+                               "or link-local address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
 def _download_status_error(status: int, task_uuid: str | None) -> DownloadError:
     err = DownloadError(
         f"Result download answered HTTP {status}", task_uuid=task_uuid, http_status=status,
@@ -572,13 +770,13 @@ def _pct(have: int, total: int | None) -> float | None:
     return round(100.0 * have / total, 1) if total else None
 
 
-def _content_range_total(value: str | None) -> int | None:
-    # "bytes 100-199/200"
-    if value and "/" in value:
-        tail = value.rsplit("/", 1)[1].strip()
-        if tail.isdigit():
-            return int(tail)
-    return None
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total) of "bytes 100-199/200"; None for what is missing or unreadable."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", value or "")
+    if not match:
+        return None, None
+    total = match.group(2)
+    return int(match.group(1)), (int(total) if total.isdigit() else None)
 
 
 def _overall_percent(done: int, total: int, running: list[float]) -> float | None:

@@ -1,19 +1,45 @@
-"""Client settings: where Runware is, the key, timeouts, retry and polling budgets."""
+"""Client settings: where Runware is, the key, timeouts, retry and polling budgets.
+
+Every ``RUNWARE_*`` environment variable is read through one of the small readers below,
+which validate the value when it is read: a value the pack cannot use (``20GB``, ``abc``,
+``nan``, 0 where that makes no sense, a URL without scheme or host) is a
+:class:`SettingError` naming the variable and the form it takes, never a silent default.
+An unset or empty variable means "use the default".
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import MissingApiKeyError
+from .errors import KeyFileError, MissingApiKeyError, SettingError, remember_secret
 
 DEFAULT_API_URL = "https://api.runware.ai/v1"
 API_URL_ENV = "RUNWARE_API_URL"
 API_KEY_ENV = "RUNWARE_API_KEY"
 JOB_TIMEOUT_ENV = "RUNWARE_JOB_TIMEOUT"
+MAX_DOWNLOAD_MB_ENV = "RUNWARE_MAX_DOWNLOAD_MB"
+CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
+CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
+CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
+ALLOWED_HOSTS_ENV = "RUNWARE_ALLOWED_HOSTS"
+
+DEFAULT_JOB_TIMEOUT = 20 * 60.0
+# One result may be at most this large. Ovi makes 5 s clips (a few MB); sync-3 returns the
+# user's own video, whose length has no documented limit. 4 GiB holds a 10-minute 1080p
+# clip at 50 Mbit/s (more than Runware's highest quality setting needs) or well over an
+# hour at a typical 8 Mbit/s, while a hostile or broken server cannot fill the disk.
+DEFAULT_MAX_DOWNLOAD_MB = 4096.0
+DEFAULT_CACHE_MAX_GB = 20.0
+DEFAULT_CACHE_MAX_DAYS = 30.0
+
+KEY_FILE_NAME = "runware_api_key"
+KEY_FILE_WHERE = f"{KEY_FILE_NAME} in ComfyUI's user directory"
+KEY_FILE_PLACE = f"the file {KEY_FILE_WHERE}"
 
 MISSING_KEY_HINT = (
     "Set your Runware API key (create one at https://my.runware.ai/keys) in ComfyUI's "
@@ -23,8 +49,119 @@ MISSING_KEY_HINT = (
 
 
 def key_hint(key_file: str | None) -> str:
-    where = f", or put it alone in the file {key_file}" if key_file else ""
+    # Names the file, not its absolute path: errors reach whoever uses the page.
+    where = f", or put it alone in {KEY_FILE_PLACE}" if key_file else ""
     return MISSING_KEY_HINT.format(env=API_KEY_ENV, file=where)
+
+
+# -- validated readers of RUNWARE_* variables ---------------------------------------------
+
+
+def env_text(name: str) -> str | None:
+    """The variable's value without surrounding blanks; None when unset or empty."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def setting_error(name: str, value: str, form: str) -> SettingError:
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return SettingError(
+        f"The setting {name}={shown!r} is not valid: it must be {form}",
+        hint=f"Fix {name} where ComfyUI is started (or unset it to use the default), "
+        "then restart ComfyUI.",
+    )
+
+
+def env_positive_float(name: str, default: float, *, unit: str, example: str,
+                       maximum: float | None = None) -> float:
+    """A finite number > 0 (and <= ``maximum``), written without a unit."""
+    value = env_text(name)
+    if value is None:
+        return default
+    form = f"a number of {unit} greater than 0, without a unit (like {example})"
+    if maximum is not None:
+        form += f", at most {maximum:.0f}"
+    try:
+        number = float(value)
+    except ValueError:
+        raise setting_error(name, value, form) from None
+    if not (math.isfinite(number) and number > 0) or (maximum is not None
+                                                      and number > maximum):
+        raise setting_error(name, value, form)
+    return number
+
+
+def env_url(name: str, default: str) -> str:
+    """An http(s) URL with a host (and, if given, a valid port)."""
+    value = env_text(name)
+    if value is None:
+        return default
+    form = "an http:// or https:// URL with a host name, like https://api.runware.ai/v1"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise setting_error(name, value, form)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise setting_error(name, value, form) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise setting_error(name, value, form)
+    return value
+
+
+def env_directory(name: str) -> Path | None:
+    """A folder path (created later if missing); None when unset."""
+    value = env_text(name)
+    if value is None:
+        return None
+    form = "the path of a folder"
+    if "\x00" in value:
+        raise setting_error(name, value, form)
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise setting_error(name, value, form + f" ({path.name} exists and is a file)")
+    return path
+
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                        r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?$")
+
+
+def env_host_list(name: str) -> frozenset[str]:
+    """Comma-separated host names (no scheme, port or path), lower-cased."""
+    value = env_text(name)
+    if value is None:
+        return frozenset()
+    form = ("host names separated by commas, without http:// or a port, "
+            "like mybox.lan,comfy.example.com")
+    hosts = {h.strip().lower() for h in value.split(",")} - {""}
+    for host in hosts:
+        if not _HOST_NAME.match(host):
+            raise setting_error(name, value, form)
+    return frozenset(hosts)
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    root: Path
+    max_bytes: int
+    max_age: float  # seconds
+
+
+def cache_settings_from_env(default_root: Path) -> CacheSettings:
+    """RUNWARE_CACHE_DIR / _MAX_GB / _MAX_DAYS, validated (see the README's table)."""
+    root = env_directory(CACHE_DIR_ENV) or Path(default_root)
+    max_gb = env_positive_float(CACHE_MAX_GB_ENV, DEFAULT_CACHE_MAX_GB, unit="gigabytes",
+                                example="20", maximum=1e6)
+    max_days = env_positive_float(CACHE_MAX_DAYS_ENV, DEFAULT_CACHE_MAX_DAYS, unit="days",
+                                  example="30", maximum=36500)
+    return CacheSettings(root, int(max_gb * 1024**3), max_days * 86400.0)
+
+
+# -- the client's settings ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -47,57 +184,68 @@ class ClientConfig:
     poll_max: float = 10.0
     # Overall limit for one job from submission to the last result, and how long one
     # poll (with its own retries) may run past it.
-    job_timeout: float = 20 * 60.0
+    job_timeout: float = DEFAULT_JOB_TIMEOUT
     poll_grace: float = 15.0
     # How often every wait checks the cancel hook.
     cancel_interval: float = 0.2
     download_chunk: int = 1 << 20
+    # Largest result body accepted (RUNWARE_MAX_DOWNLOAD_MB), and redirects followed.
+    max_download_bytes: int = int(DEFAULT_MAX_DOWNLOAD_MB * 1024**2)
+    max_redirects: int = 5
     # Where a key from the settings dialog is kept (for error messages and reloads).
     key_file: str | None = None
     key_source: str | None = None  # "environment" | "file"
+    # Why the key file could not be read: raised by require_key, i.e. only when a request
+    # needs the key (a cached result is served without it).
+    key_error: str | None = None
 
     @classmethod
     def from_env(cls, key_file: str | os.PathLike[str] | None = None,
                  **overrides: object) -> ClientConfig:
         """Settings from the environment; the key from RUNWARE_API_KEY, else ``key_file``."""
-        from .keystore import KeyStore  # keystore imports this module
+        from .keystore import KeyStore, clean_key  # keystore imports this module
 
-        key, source = (None, None)
-        if key_file is not None:
-            key, source = KeyStore(Path(key_file)).resolve()
-        else:
-            key = (os.environ.get(API_KEY_ENV) or "").strip() or None
-            source = "environment" if key else None
+        key, source, key_error = None, None, None
+        if "api_key" not in overrides:
+            try:
+                if key_file is not None:
+                    key, source = KeyStore(Path(key_file)).resolve()
+                else:
+                    key = clean_key(os.environ.get(API_KEY_ENV, "")) or None
+                    source = "environment" if key else None
+            except KeyFileError as exc:
+                key_error = exc.message
+        remember_secret(key)
         values: dict[str, object] = {
-            "api_url": os.environ.get(API_URL_ENV) or DEFAULT_API_URL,
+            "api_url": env_url(API_URL_ENV, DEFAULT_API_URL),
             "api_key": key,
             "key_source": source,
+            "key_error": key_error,
             "key_file": str(key_file) if key_file is not None else None,
+            "job_timeout": env_positive_float(JOB_TIMEOUT_ENV, DEFAULT_JOB_TIMEOUT,
+                                              unit="seconds", example="1200",
+                                              maximum=7 * 86400),
+            "max_download_bytes": int(env_positive_float(
+                MAX_DOWNLOAD_MB_ENV, DEFAULT_MAX_DOWNLOAD_MB, unit="megabytes (MiB)",
+                example="4096", maximum=1e7) * 1024**2),
         }
-        timeout = os.environ.get(JOB_TIMEOUT_ENV)
-        if timeout:
-            try:
-                seconds = float(timeout)
-            except ValueError:
-                seconds = math.nan
-            if not (math.isfinite(seconds) and seconds > 0):
-                raise ValueError(
-                    f"{JOB_TIMEOUT_ENV} must be a positive number of seconds, got {timeout!r}"
-                )
-            values["job_timeout"] = seconds
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
     def require_key(self) -> str:
         """The key, or a clear error saying how to set it (raised before any traffic)."""
+        if not self.api_key and self.key_error:
+            raise KeyFileError(self.key_error, hint=key_hint(self.key_file))
         if not self.api_key:
             raise MissingApiKeyError("No Runware API key is configured",
                                      hint=key_hint(self.key_file))
         if not (self.api_key.isascii() and self.api_key.isprintable()):
             # It goes into an HTTP header; say so clearly (never echoing the key).
+            where = {"environment": f"the {API_KEY_ENV} environment variable",
+                     "file": KEY_FILE_PLACE}.get(self.key_source or "", "the settings")
             raise MissingApiKeyError(
-                f"The Runware API key (from {self.key_source or 'the settings'}) contains "
-                "characters a key cannot have", hint=key_hint(self.key_file))
+                f"The Runware API key (from {where}) contains characters a key cannot have",
+                hint=key_hint(self.key_file))
         return self.api_key
 
     @property

@@ -35,6 +35,9 @@ test("key hint names the file and the precedence of the environment", () => {
   assert.match(describeKeyHint({ configured: true, source: "environment", path: "/k" }),
     /^RUNWARE_API_KEY is set: it is used before any saved key\. Key file: \/k$/);
   assert.equal(describeKeyHint(undefined), "");
+  assert.equal(describeKeyHint({ configured: false, source: "file", path: "k in u",
+    error: "The key file could not be read: it is a folder, not a file." }),
+  "Key file: k in u The key file could not be read: it is a folder, not a file.");
 });
 
 test("save results", () => {

@@ -2,7 +2,8 @@
 // Node's test runner can check them (tests/js/runware_text.test.mjs).
 //
 // Key routes (served by the pack's Python side, under ComfyUI's /api prefix):
-//   GET    /runware_ovi_sync3/key -> {configured, source: "environment"|"file"|null, last4, path}
+//   GET    /runware_ovi_sync3/key -> {configured, source: "environment"|"file"|null, last4,
+//          path (where the file is, never an absolute path), error (why it is unreadable)}
 //   POST   /runware_ovi_sync3/key {"key": "..."}
 //          -> 200 {configured: true, source: "file", last4, validated, message}
 //          -> 400/401 {error}
@@ -42,6 +43,7 @@ export function describeKeyHint(status) {
   if (typeof status.path === "string" && status.path) {
     lines.push(`Key file: ${status.path}`);
   }
+  if (typeof status.error === "string" && status.error) lines.push(status.error);
   return lines.join(" ");
 }
 
