@@ -68,6 +68,17 @@ def make_fake_comfyui(folder: Path, *, install_pack: bool = True) -> Path:
     return folder
 
 
+def wait_for_record(comfy: Path, timeout: float = 30.0) -> dict:
+    """What the fake ComfyUI in ``comfy`` was started with, once it has started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return json.loads((comfy / "record.json").read_text())
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    raise AssertionError("the fake ComfyUI never started")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

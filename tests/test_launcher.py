@@ -22,7 +22,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fake_comfyui import REPO_ROOT, Launcher, free_port, make_fake_comfyui, ping, port_open
+from fake_comfyui import (
+    REPO_ROOT,
+    Launcher,
+    free_port,
+    make_fake_comfyui,
+    ping,
+    port_open,
+    wait_for_record,
+)
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals and venv layout")
 
@@ -36,16 +44,6 @@ def _launcher_module():
 
 
 LAUNCHER = _launcher_module()
-
-
-def _record(comfy: Path, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            return json.loads((comfy / "record.json").read_text())
-        except (OSError, ValueError):
-            time.sleep(0.05)
-    raise AssertionError("the fake ComfyUI never started")
 
 
 def _gone(port: int, timeout: float = 10.0) -> bool:
@@ -77,7 +75,7 @@ def test_starts_double_and_comfyui_and_ctrl_c_stops_both(comfy, tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert page.read() == b"fake ComfyUI page"
 
-        seen = _record(comfy)
+        seen = wait_for_record(comfy)
         env = seen["env"]
         # ComfyUI is started in its folder, with our port first and the extra args after.
         assert Path(seen["cwd"]) == comfy
@@ -112,7 +110,7 @@ def test_comfyui_dying_stops_the_double(tmp_path):
                     "--die-after", "1"])
     try:
         assert run.wait(timeout=60) == 3  # ComfyUI's exit code
-        seen = _record(comfy)
+        seen = wait_for_record(comfy)
         double_port = int(seen["env"]["RUNWARE_API_URL"].split(":")[2].split("/")[0])
         assert _gone(double_port)
         assert "ComfyUI exited (code 3)" in run.output
