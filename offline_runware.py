@@ -67,7 +67,14 @@ def _load_pack():
 
 
 def run_double(argv: Sequence[str]) -> int:
-    return int(_load_pack().main(list(argv)) or 0)
+    try:
+        cli = _load_pack()
+    except ModuleNotFoundError as exc:
+        print(f"error: {sys.executable} lacks the pack's requirements ({exc}). Install "
+              f"them: {sys.executable} -m pip install -r {ROOT / 'requirements.txt'}",
+              file=sys.stderr)
+        return 1
+    return int(cli.main(list(argv)) or 0)
 
 
 # -- finding ComfyUI and its Python -----------------------------------------------------
@@ -254,8 +261,8 @@ def run_with_comfyui(args: argparse.Namespace, comfy_args: list[str]) -> int:
         procs.append((double, "The offline double"))
         while not port_open("127.0.0.1", double_port):
             if double.poll() is not None:
-                print("error: the offline double did not start (see above). Are the pack's "
-                      f"requirements installed in {python}?", file=sys.stderr, flush=True)
+                print("error: the offline double did not start (see above).",
+                      file=sys.stderr, flush=True)
                 return 1
             time.sleep(0.1)
         comfy = subprocess.Popen(comfy_cmd, cwd=str(comfyui), env=comfy_env)

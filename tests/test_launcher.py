@@ -191,6 +191,18 @@ def test_uses_the_venv_beside_comfyui_for_both_processes(comfy, tmp_path):
         run.kill()
 
 
+def test_a_python_without_the_requirements_is_a_clear_error(comfy, tmp_path):
+    bare = tmp_path / "bare-python"  # no site-packages: no av, no jsonschema
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    bare.chmod(0o755)
+    run = Launcher(["--comfyui", str(comfy), "--python", str(bare), "--port", str(free_port())])
+    assert run.wait(timeout=60) == 1
+    assert "lacks the pack's requirements" in run.output
+    assert f"-m pip install -r {REPO_ROOT / 'requirements.txt'}" in run.output
+    assert "Traceback" not in run.output
+    assert not (comfy / "record.json").exists()  # ComfyUI was never started
+
+
 @pytest.mark.parametrize(("layout", "expected"), [
     ([], None),
     (["ComfyUI/venv/bin/python"], "ComfyUI/venv/bin/python"),
