@@ -254,7 +254,6 @@ def run_with_comfyui(args: argparse.Namespace, comfy_args: list[str]) -> int:
         if hasattr(signal, name):
             previous[name] = signal.signal(getattr(signal, name), _raise_stop)
     procs: list[tuple[subprocess.Popen, str]] = []
-    code = 0
     try:
         # Its stdout only says which URL to set, which is done here; its log stays visible.
         double = subprocess.Popen(double_cmd, cwd=str(ROOT), stdout=subprocess.DEVNULL)
@@ -272,15 +271,13 @@ def run_with_comfyui(args: argparse.Namespace, comfy_args: list[str]) -> int:
         ready = False
         while True:
             if comfy.poll() is not None:
-                code = comfy.returncode
-                print(f"ComfyUI exited (code {code}); stopping the offline double.",
-                      flush=True)
-                return code
+                print(f"ComfyUI exited (code {comfy.returncode}); stopping the offline "
+                      "double.", flush=True)
+                return comfy.returncode
             if double.poll() is not None:
                 print(f"The offline double stopped (code {double.returncode}); stopping "
                       "ComfyUI.", flush=True)
-                code = 1
-                return code
+                return 1
             if not ready and port_open(host, port):
                 ready = True
                 print(f"\nComfyUI is ready: {url}\nOpen it, load a Runware template "
