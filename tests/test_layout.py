@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import ast
+import os
+import shlex
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import tomllib
 from conftest import PACK, PACK_NAME, REPO_ROOT, pack_module
 
@@ -83,11 +89,87 @@ def test_pyproject_has_registry_metadata():
         assert key in comfy, key
 
 
-def test_ci_runs_the_readme_test_command():
-    ci = (REPO_ROOT / ".ci" / "run").read_text()
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "pip install --quiet torch==2.13.0" in ci
-    assert "\npytest\n" in ci and "\npytest\n" in readme
+def readme_commands(heading: str) -> list[str]:
+    """The command lines of the first ```bash block under the README's ``## heading``."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _stub(path, body: str) -> None:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+@pytest.mark.skipif(shutil.which("git") is None or os.name == "nt", reason="git, sh")
+def test_ci_runs_the_readme_development_command_from_a_hyphenated_folder(tmp_path):
+    """Behaviour, not text: .ci/run from a clone in a folder CI picked, with the README's
+    development script replaced by a recorder."""
+    [command] = readme_commands("Development")
+    argv = shlex.split(command)
+    assert argv[0] == "bash" and len(argv) == 2, command
+    clone = tmp_path / "checkout"  # a Python identifier: .ci/run must not rely on it
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    for name in tracked:
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, clone / name)
+    record = tmp_path / "record"
+    _stub(clone / argv[1], f'echo "$PWD" > {record}\ngit ls-files >> {record}\n')
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    _stub(stubs / "ffmpeg", "exit 0\n")  # present: no apt-get from a test
+    out = subprocess.run(["bash", str(clone / ".ci" / "run")], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"},
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    ran_in, *files = record.read_text().splitlines()
+    assert Path(ran_in).name == "ComfyUI-Runware-Ovi-Sync3"
+    assert not ran_in.isidentifier() and Path(ran_in) != clone
+    assert sorted(files) == sorted(tracked)  # the whole tracked tree, with a git index
+    assert not Path(ran_in).exists()  # the copy is cleaned up
+
+
+@pytest.mark.skipif(os.name == "nt", reason="sh")
+def test_the_development_command_sets_up_and_runs_every_test(tmp_path):
+    """dev/check.sh with recording stand-ins for Python, pip, ruff, node and pytest: the
+    steps the README promises, in order, and comfy-cli handed to pytest."""
+    [command] = readme_commands("Development")
+    script = shlex.split(command)[1]
+    repo = tmp_path / "repo"
+    (repo / script).parent.mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / script, repo / script)
+    stubs, log = tmp_path / "stubs", tmp_path / "log"
+    stubs.mkdir()
+    _stub(stubs / "python", f"""echo "$0 $*" >> {log}
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+  mkdir -p "$3/bin"
+  echo 'export PATH="{stubs}:$PATH"' > "$3/bin/activate"
+  ln -s "{stubs}/python" "$3/bin/python"
+fi
+""")
+    for tool in ("ruff", "node", "pytest"):
+        _stub(stubs / tool, f'echo "{tool}" "$@" "COMFY_CLI=$COMFY_CLI" >> {log}\n')
+    shutil.copy2(stubs / "python", tmp_path / "python3.11")
+    out = subprocess.run(["bash", str(repo / script)], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                              "PYTHON": str(tmp_path / "python3.11")}, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    steps = log.read_text().replace(str(stubs) + "/", "").replace(str(tmp_path) + "/", "")
+    assert steps.splitlines() == [
+        "python3.11 -m venv .venv",
+        "python -m pip install --quiet torch==2.13.0",
+        "python -m pip install --quiet .[test]",
+        "python3.11 -m venv .venv-comfycli",
+        ".venv-comfycli/bin/python -m pip install --quiet comfy-cli",
+        "ruff check . COMFY_CLI=repo/.venv-comfycli/bin/comfy",
+        "node --test tests/js/ COMFY_CLI=repo/.venv-comfycli/bin/comfy",
+        "pytest COMFY_CLI=repo/.venv-comfycli/bin/comfy",
+    ]
 
 
 def test_every_node_has_a_help_page_naming_its_inputs():
