@@ -107,6 +107,11 @@ test("Nodes 2.0: the textarea in the node's row, not the detached widget element
   // a renderer without data-widget-name: the <label for> that names the widget
   const page2 = vuePage(3, "prompt", visible, { rowAttr: false });
   assert.equal(findVisibleTextarea({ id: 3 }, widget, page2), visible);
+  // frontend 1.27's experimental renderer: only the placeholder names the widget
+  const bare = new El("textarea", { value: "x", placeholder: "prompt" });
+  const page3 = new El("body", {}, [new El("div", { "data-node-id": 3 }, [
+    new El("textarea", { value: "y", placeholder: "video_negative_prompt" }), bare])]);
+  assert.equal(findVisibleTextarea({ id: 3 }, widget, page3), bare);
 });
 
 test("a hidden or detached textarea is never used", () => {

@@ -55,13 +55,17 @@ export function findVisibleTextarea(node, widget, doc) {
     const row = nodeEl.querySelector(`[data-widget-name=${attr(widget.name)}]`);
     const inRow = row?.querySelector("textarea");
     if (isTextarea(inRow) && isShown(inRow)) return inRow;
-    // Vue renderers without the row attribute: the widget's <label for> names it.
+    // Vue renderers without the row attribute: the widget's <label for> names it, or (the
+    // experimental renderer of frontend 1.27) the textarea's placeholder does.
     const wanted = String(widget.label || widget.name);
     for (const label of nodeEl.querySelectorAll?.("label[for]") ?? []) {
       if (label.textContent?.trim() !== wanted) continue;
       const byLabel = doc.getElementById?.(label.htmlFor ?? label.getAttribute?.("for"));
       if (isTextarea(byLabel) && isShown(byLabel)) return byLabel;
     }
+    const byPlaceholder = [...(nodeEl.querySelectorAll?.(`textarea[placeholder=${attr(wanted)}]`)
+      ?? [])].filter((t) => isTextarea(t) && isShown(t));
+    if (byPlaceholder.length === 1) return byPlaceholder[0];
   }
   const own = widgetElement(widget);
   return isTextarea(own) && isShown(own) ? own : null;
