@@ -289,6 +289,8 @@ function applyWrap(node, widget, kind) {
     widget.value = r.text;
     widget.callback?.(widget.value);
   }
+  node.setDirtyCanvas?.(true, true);
+  updateTagStatus(node);
   if (textarea) {
     if (textarea.value !== r.text) textarea.value = r.text;
     textarea.setSelectionRange(r.selectionStart, r.selectionEnd);
@@ -296,8 +298,6 @@ function applyWrap(node, widget, kind) {
     setStatusLine(node, { level: "info",
       text: "Select words in the prompt first: an empty pair was added at the end." });
   }
-  node.setDirtyCanvas?.(true, true);
-  updateTagStatus(node);
 }
 
 const STATUS = Symbol("runware.tagStatus");
