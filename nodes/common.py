@@ -141,6 +141,15 @@ class StatusText:
     def show(self, text: str) -> None:
         host.send_progress_text(scrub(text), self.node_id)  # never a key, whatever echoed
 
+    def interrupted(self, paid: bool = False) -> None:
+        """Cancel pressed: say how to get the result without paying again."""
+        if paid:
+            self.show(f"{self.label}: interrupted while decoding (the result is saved; "
+                      "queue again to use it without paying again)")
+        else:
+            self.show(f"{self.label}: interrupted (a submitted job keeps running on "
+                      "Runware; queue again to pick it up without paying again)")
+
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         p = self.progress
@@ -209,20 +218,28 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
             should_cancel=host.is_interrupted, on_progress=status,
         )
     except CancelledError:
-        status.show(f"{label}: interrupted (a submitted job keeps running on Runware; "
-                    "queue again to pick it up without paying again)")
+        status.interrupted()
         host.raise_interrupted()
         raise
     except RunwareError as exc:
         status.show(f"{label}: failed - {exc.code or type(exc).__name__}"
                     + (f" (task {exc.task_uuid})" if exc.task_uuid else ""))
         raise
+    except BaseException as exc:  # ComfyUI's interrupt is a BaseException since 2026
+        if host.is_interrupt(exc):
+            status.interrupted()
+        raise
     finally:
         ticker.cancel()
     status.bar.update(100)
     status.cost = sum(r.result.cost or 0.0 for r in results if not r.cached)
     status.show(f"{label}: decoding · {time.monotonic() - status.started:.0f}s")
-    outputs = model_outputs(results, model, graph, node_id)
+    try:
+        outputs = model_outputs(results, model, graph, node_id)
+    except BaseException as exc:
+        if host.is_interrupt(exc):
+            status.interrupted(paid=True)
+        raise
     status.show(status_summary(label, results, time.monotonic() - status.started))
     return {"ui": preview_ui(results), "result": outputs}
 
@@ -271,11 +288,14 @@ def model_outputs(
     need_audio = linked is None or 2 in linked
     videos, images, audios, fps_list, infos = [], [], [], [], []
     for result in results:
+        host.check_interrupted()  # Cancel between (long) decodes; the files stay cached
         try:
             video, frames, audio, fps = media.results_to_outputs(
                 result.path, need_images=need_images, need_audio=need_audio
             )
         except Exception as exc:
+            if host.is_interrupt(exc):  # older ComfyUI: the interrupt is an Exception
+                raise
             raise media.MediaError(
                 f"Could not decode the result of Runware task {result.result.task_uuid} "
                 f"({exc}). The paid file is kept at {result.path}",

@@ -74,6 +74,7 @@ class RunwareFetchResult:
                 model=MODELS[model], should_cancel=host.is_interrupted, on_progress=status,
             )
         except CancelledError:
+            status.interrupted()
             host.raise_interrupted()
             raise
         return {"ui": preview_ui(results),

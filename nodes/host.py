@@ -19,10 +19,34 @@ log = logging.getLogger("runware_ovi_sync")
 
 
 def _import(name: str) -> Any | None:
+    return _import_or_error(name)[0]
+
+
+def _import_or_error(name: str) -> tuple[Any | None, str]:
+    """(module, "") or (None, why it did not import)."""
     try:
-        return __import__(name, fromlist=["_"])
-    except Exception:  # ComfyUI absent, or a module of it failed to import
-        return None
+        return __import__(name, fromlist=["_"]), ""
+    except Exception as exc:  # ComfyUI absent, or a module of it failed to import
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+# -- ComfyUI's interrupt ---------------------------------------------------------------------
+# ComfyUI's Cancel raises ``comfy.model_management.InterruptProcessingException``. Since
+# April 2026 it derives from BaseException (before: Exception), so ``except Exception``
+# neither catches nor swallows it any more. Code that must see it asks ``is_interrupt``.
+
+
+def interrupt_exception_type() -> type[BaseException] | None:
+    """ComfyUI's InterruptProcessingException class, or None outside ComfyUI."""
+    mm = _import("comfy.model_management")
+    kind = getattr(mm, "InterruptProcessingException", None)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseException) else None
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True if ``exc`` is ComfyUI's interrupt (whichever base class this ComfyUI uses)."""
+    kind = interrupt_exception_type()
+    return kind is not None and isinstance(exc, kind)
 
 
 def is_interrupted() -> bool:
@@ -36,9 +60,15 @@ def raise_interrupted() -> None:
 
     Outside ComfyUI this returns, and the caller re-raises its own cancel error.
     """
-    mm = _import("comfy.model_management")
-    if mm is not None:
-        raise mm.InterruptProcessingException()
+    kind = interrupt_exception_type()
+    if kind is not None:
+        raise kind()
+
+
+def check_interrupted() -> None:
+    """A cancel point between steps: raise ComfyUI's interrupt if Cancel was pressed."""
+    if is_interrupted():
+        raise_interrupted()
 
 
 def _prompt_server() -> Any | None:
@@ -61,8 +91,9 @@ class ProgressBar:
     """ComfyUI's progress bar for a node, or nothing outside ComfyUI.
 
     ComfyUI's bar raises its interrupt exception from inside ``update_absolute`` (and
-    clears the flag doing so); we swallow that and set the flag again, so the job's own
-    cancel check sees it and stops cleanly.
+    clears the flag doing so); we catch that explicitly (it is a BaseException in current
+    ComfyUI) and set the flag again, so the job's own cancel check sees it and stops
+    cleanly: a progress report must never abort a paid job halfway through a step.
     """
 
     def __init__(self, node_id: str | None, total: int = 100) -> None:
@@ -79,12 +110,15 @@ class ProgressBar:
             return
         try:
             self._bar.update_absolute(value)
-        except Exception as exc:
-            mm = _import("comfy.model_management")
-            if mm is not None and isinstance(exc, mm.InterruptProcessingException):
-                mm.interrupt_current_processing(True)
-            else:
-                log.debug("ProgressBar update failed", exc_info=True)
+        except BaseException as exc:
+            if is_interrupt(exc):
+                mm = _import("comfy.model_management")
+                if mm is not None:
+                    mm.interrupt_current_processing(True)
+                return
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, asyncio cancellation
+                raise
+            log.debug("ProgressBar update failed", exc_info=True)
 
 
 def send_progress_text(text: str, node_id: str | None) -> None:
@@ -125,22 +159,65 @@ def temp_directory() -> Path:
 # -- VIDEO objects ----------------------------------------------------------------------
 # ComfyUI's VIDEO type is a ``comfy_api`` VideoInput. We use the real classes when ComfyUI
 # is there and small stand-ins with the same methods when it is not (tests, benchmarks).
+# Inside a running ComfyUI a stand-in is a bug (core nodes such as Save Video check for
+# ComfyUI's own classes), so that case is logged as an error, once.
+
+_STAND_IN_LOGGED = False
+
+
+def in_comfyui() -> bool:
+    """True when the pack runs inside ComfyUI: its server object exists, or ComfyUI's
+    ``comfy_api`` package is importable (found, not imported)."""
+    if _prompt_server() is not None:
+        return True
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("comfy_api") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _video_classes_from(impl: Any, types: Any) -> dict[str, Any] | None:
+    found = {
+        "VideoFromFile": getattr(impl, "VideoFromFile", None),
+        "VideoFromComponents": getattr(impl, "VideoFromComponents", None),
+        "VideoComponents": getattr(types, "VideoComponents", None),
+    }
+    return found if all(isinstance(v, type) for v in found.values()) else None
 
 
 def comfy_video_classes() -> dict[str, Any] | None:
-    """ComfyUI's ``VideoFromFile``, ``VideoFromComponents``, ``VideoComponents``, or None."""
-    impl = _import("comfy_api.input_impl")
-    util = _import("comfy_api.util")
-    if impl is None or util is None:
-        return None
-    try:
-        return {
-            "VideoFromFile": impl.VideoFromFile,
-            "VideoFromComponents": impl.VideoFromComponents,
-            "VideoComponents": util.VideoComponents,
-        }
-    except AttributeError:
-        return None
+    """ComfyUI's ``VideoFromFile``, ``VideoFromComponents``, ``VideoComponents``, or None.
+
+    Current ComfyUI: ``comfy_api.latest`` (``InputImpl`` / ``Types``); older releases (and
+    the deprecated shims): ``comfy_api.input_impl`` + ``comfy_api.util``. Inside a running
+    ComfyUI, finding neither is logged as an error once.
+    """
+    global _STAND_IN_LOGGED
+    latest, latest_error = _import_or_error("comfy_api.latest")
+    if latest is not None:
+        classes = _video_classes_from(getattr(latest, "InputImpl", latest),
+                                      getattr(latest, "Types", latest))
+        if classes is not None:
+            return classes
+        latest_error = "no InputImpl.VideoFromFile / Types.VideoComponents in it"
+    impl, impl_error = _import_or_error("comfy_api.input_impl")
+    util, util_error = _import_or_error("comfy_api.util")
+    if impl is not None and util is not None:
+        classes = _video_classes_from(impl, util)
+        if classes is not None:
+            return classes
+    if not _STAND_IN_LOGGED and in_comfyui():
+        _STAND_IN_LOGGED = True
+        log.error(
+            "Runware: ComfyUI's VIDEO classes could not be imported (comfy_api.latest: %s; "
+            "comfy_api.input_impl: %s). The pack's own stand-ins are used instead, and "
+            "core video nodes (Save Video, Get Video Components) will fail on them. "
+            "Update ComfyUI, or report this with ComfyUI's version.",
+            latest_error or "incomplete", impl_error or util_error or "incomplete",
+        )
+    return None
 
 
 def video_from_file(path: str | os.PathLike[str] | Any) -> Any:
@@ -164,23 +241,67 @@ def video_from_components(images: Any, frame_rate: float, audio: dict | None = N
     return LocalVideoFromComponents(LocalVideoComponents(images, rate, audio))
 
 
+def _own_method(video: Any, name: str) -> Any | None:
+    """``video.name`` if a concrete class defines it (not only the abstract VideoInput)."""
+    owner = next((k for k in type(video).__mro__ if name in vars(k)), None)
+    if owner is None or owner.__name__ == "VideoInput":
+        return None
+    method = getattr(video, name, None)
+    return method if callable(method) else None
+
+
+def _private(video: Any, suffix: str) -> Any:
+    """A name-mangled attribute ``_<Class>__<suffix>`` of any class in the MRO, or None."""
+    for klass in type(video).__mro__:
+        attr = f"_{klass.__name__.lstrip('_')}__{suffix}"
+        if hasattr(video, attr):
+            return getattr(video, attr)
+    return None
+
+
+def video_edits(video: Any) -> str | None:
+    """Why a file-backed VIDEO is not what its file holds ("trimmed", "cropped"), or None.
+
+    Current ComfyUI says it through public methods: ``get_active_trim_window()`` (start,
+    duration; (0, 0) = whole clip) and ``has_pending_frame_edits()`` (a crop or resize not
+    in the stream yet). Releases that trim or crop without those methods only keep private
+    attributes, read as a fallback. A check that fails counts as an edit: re-encoding is
+    safe, uploading the unedited file is not.
+    """
+    try:
+        window = _own_method(video, "get_active_trim_window")
+        if window is not None:
+            start, duration = window()
+            if float(start) != 0.0 or float(duration) != 0.0:
+                return "trimmed"
+        elif _private(video, "start_time") or _private(video, "duration"):
+            return "trimmed"
+        pending = _own_method(video, "has_pending_frame_edits")
+        if pending is not None:
+            if pending():
+                return "cropped"
+        elif _private(video, "crop") is not None:
+            return "cropped"
+    except Exception:
+        log.debug("could not tell whether the VIDEO is trimmed or cropped", exc_info=True)
+        return "unknown edits"
+    return None
+
+
 def video_file_source(video: Any) -> Any | None:
     """The file path / BytesIO a VIDEO object plays from, if it is backed by one as-is.
 
     True for ComfyUI's ``VideoFromFile`` (and anything else that overrides
     ``get_stream_source`` rather than inheriting ``VideoInput``'s encode-to-BytesIO
-    default). None for tensors in memory, and for a newer ``VideoFromFile`` that trims or
-    crops (its file is not what the user sees).
+    default). None for tensors in memory, and for a clip that is trimmed or cropped (see
+    ``video_edits``): its file is not what the user sees, so the caller encodes it.
     """
-    if not hasattr(video, "get_stream_source"):
+    if _own_method(video, "get_stream_source") is None:
         return None
-    owner = next((k for k in type(video).__mro__ if "get_stream_source" in vars(k)), None)
-    if owner is None or owner.__name__ == "VideoInput":
+    edits = video_edits(video)
+    if edits is not None:
+        log.debug("the VIDEO is %s: its file is not uploaded as it is", edits)
         return None
-    for name, default in (("start_time", 0), ("duration", 0), ("crop", None)):
-        value = getattr(video, f"_VideoFromFile__{name}", default)
-        if value != default:
-            return None
     try:
         return video.get_stream_source()
     except Exception:

@@ -21,7 +21,7 @@ from .common import (
     run_job,
 )
 from .runware import media
-from .runware.ovi_prompt import build_prompt
+from .runware.ovi_prompt import AUDIO_FORMATS, build_prompt
 from .runware.tasks import CACHE_UNITS, accelerator_options, prepare_ovi
 
 ACCELERATOR_TYPE = "RUNWARE_ACCELERATOR"
@@ -33,7 +33,8 @@ class RunwareOvi:
         "Runware Ovi (runware:190@1): turns a prompt, optionally with a first-frame image, "
         "into a 5 second video with a synchronized audio track (speech, effects, music) in "
         "one pass. Put speech inside <S>...<E> and describe sounds inside "
-        "<AUDCAP>...<ENDAUDCAP> (or use the Runware Ovi Prompt node). Each run is a paid "
+        "<AUDCAP>...<ENDAUDCAP> or on a last line 'Audio: ...' (or use the Runware Ovi "
+        "Prompt node). Each run is a paid "
         "Runware job: keep control_after_generate on 'fixed' so an unchanged re-queue does "
         "not pay again. Needs RUNWARE_API_KEY."
     )
@@ -51,7 +52,8 @@ class RunwareOvi:
             "required": {
                 "prompt": STRING(
                     "positivePrompt: the scene. Speech inside <S>...<E> is spoken; a sound "
-                    "description inside <AUDCAP>...<ENDAUDCAP> is rendered as audio.",
+                    "description inside <AUDCAP>...<ENDAUDCAP> (or on a last line starting "
+                    "with 'Audio:') is rendered as audio.",
                     multiline=True,
                 ),
                 "seed": INT(0, 0, SEED_MAX,
@@ -130,7 +132,8 @@ class RunwareOvi:
 class RunwareOviPrompt:
     DESCRIPTION = (
         "Builds a correctly tagged Ovi prompt: the scene, then each line of speech wrapped "
-        "in <S>...<E>, then the sound description in <AUDCAP>...<ENDAUDCAP>."
+        "in <S>...<E>, then the sound description in <AUDCAP>...<ENDAUDCAP> or, in Ovi's "
+        "newer format, on a last line starting with 'Audio:'."
     )
     CATEGORY = CATEGORY
     FUNCTION = "build"
@@ -148,11 +151,21 @@ class RunwareOviPrompt:
                 "audio_description": STRING(
                     "What we hear besides speech: voice qualities, effects, music, ambience "
                     "(becomes <AUDCAP>...<ENDAUDCAP>). Empty = none.", multiline=True),
-            }
+            },
+            "optional": {
+                "audio_format": (list(AUDIO_FORMATS), {
+                    "default": AUDIO_FORMATS[0],
+                    "tooltip": "How the sound description is written: 'AUDCAP tags' = "
+                               "<AUDCAP>...<ENDAUDCAP> (the format in Runware's Ovi "
+                               "specification); 'Audio: line' = a last line 'Audio: ...' "
+                               "(Ovi's newer prompt format).",
+                }),
+            },
         }
 
-    def build(self, scene: str, speech: str, audio_description: str) -> tuple[str]:
-        return (build_prompt(scene, speech, audio_description),)
+    def build(self, scene: str, speech: str, audio_description: str,
+              audio_format: str = AUDIO_FORMATS[0]) -> tuple[str]:
+        return (build_prompt(scene, speech, audio_description, audio_format),)
 
 
 class RunwareAccelerator:

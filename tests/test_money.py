@@ -400,7 +400,7 @@ def test_interrupt_becomes_comfyuis_own_interrupted_state(env, monkeypatch):
     import sys
     import types
 
-    class InterruptProcessingException(Exception):
+    class InterruptProcessingException(BaseException):  # as in ComfyUI since 2026
         pass
 
     flag = threading.Event()

@@ -321,10 +321,23 @@ def _check_widgets(label: str, node: Mapping[str, Any], node_def: Mapping[str, A
         return [f"{label}: widgets_values is an object; the page reads it by position"]
     if not isinstance(values, list):
         return [f"{label}: widgets_values is not a list"]
-    if len(values) != len(slots):
-        names = [name for name, _, _ in slots]
-        return [f"{label}: widgets_values has {len(values)} values, the node has "
-                f"{len(slots)} widgets {names}"]
+    # A workflow saved before an optional input was added at the end has fewer values:
+    # the page assigns them by position and the new widgets keep their defaults.
+    # (A value missing in the middle shifts the rest: then the values before the end do not
+    # fit their widgets, and the length is reported.)
+    later = slots[len(values):]
+    added_later = all(inp["optional"] and kind in ("value", "control", "filter")
+                      for _, kind, inp in later)
+    too_many_or_few = [f"{label}: widgets_values has {len(values)} values, the node has "
+                       f"{len(slots)} widgets {[name for name, _, _ in slots]}"]
+    if len(values) > len(slots) or (later and not added_later):
+        return too_many_or_few
+    problems = _check_widget_values(label, slots[:len(values)], values)
+    return too_many_or_few if later and problems else problems
+
+
+def _check_widget_values(label: str, slots: list[tuple[str, str, dict[str, Any]]],
+                         values: list[Any]) -> list[str]:
     problems: list[str] = []
     for (name, kind, inp), value in zip(slots, values, strict=True):
         where = f"{label} widget {name!r}"

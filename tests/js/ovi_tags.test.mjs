@@ -108,3 +108,16 @@ test("a wrapped selection is well-formed; wrapping inside a pair is reported as 
 test("unknown kind throws", () => {
   assert.throws(() => wrapSelection("a", 0, 1, "music"), /unknown tag kind/);
 });
+
+// --- the "Audio: ..." line (Ovi's newer prompt format) -----------------------------------
+
+test("an Audio: line counts as the sound description", async () => {
+  const { audioLines } = await import("../../web/js/ovi_tags.js");
+  assert.deepEqual(audioLines("x\nAudio: rain\r\n \tAudio: b\nsay Audio: c"),
+    [{ position: 2, caption: " rain\r" }, { position: 17, caption: " b" }]);
+  assert.deepEqual(countTagPairs("<S>a<E>\nAudio: rain"), { speech: 1, sound: 1 });
+  assert.deepEqual(countTagPairs("Audio:  "), { speech: 0, sound: 0 });
+  assert.equal(tagStatus("<S>a<E>\nAudio: rain").text, "\u2713 Tags OK: 1 speech, 1 sound");
+  assert.equal(tagStatus("<AUDCAP>r<ENDAUDCAP>\nAudio: r").level, "warning");
+  assert.match(tagStatus("plain").text, /Audio:/);
+});

@@ -1,7 +1,9 @@
 // Ovi prompt tags, as plain functions: no DOM, no ComfyUI import, so Node's test runner can
 // load this file (tests/js/ovi_tags.test.mjs) and the page can import it from runware.js.
 //
-// findTagProblems() is a line-for-line port of find_tag_problems() in
+// Two forms of the sound description are accepted: <AUDCAP>...<ENDAUDCAP> and (Ovi's newer
+// prompt format) a line "Audio: ...". findTagProblems() is a line-for-line port of
+// find_tag_problems() in
 // nodes/runware/ovi_prompt.py: same rules, same order, same messages, and positions counted
 // the way Python counts them (code points, not UTF-16 units).
 // tests/fixtures/ovi_tag_cases.json holds vectors produced by the Python code; both test
@@ -27,6 +29,12 @@ const LOOKALIKE = new RegExp(
   "g",
 );
 const ONLY_WS = new RegExp(`^[${WS}]*$`);
+// Python: re.compile(r"(?:\A|(?<=\n))[^\S\n]*(Audio:)([^\n]*)"): "Audio:" at the start of a
+// line (after spaces/tabs). Only "\n" starts a line (no m flag: JavaScript's ^ would also
+// match after \r, U+2028 and U+2029), and the caption runs to the next "\n".
+export const AUDIO_MARKER = "Audio:";
+const WS_INLINE = WS.replace("\\n", "");
+const AUDIO_LINE = new RegExp(`(?:^|(?<=\\n))[${WS_INLINE}]*(Audio:)([^\\n]*)`, "g");
 
 function asText(text) {
   if (typeof text === "string") return text;
@@ -110,6 +118,7 @@ export function findTagProblems(text) {
     problems.push(makeProblem(text, cp, open.start,
       `${open.tag} is never closed: add ${PAIRS[open.tag]}`));
   }
+  problems.push(...audioLineProblems(text, cp));
   for (const match of text.matchAll(LOOKALIKE)) {
     const found = match[0];
     if (!(found in PAIRS) && !(found in CLOSERS)) {
@@ -123,16 +132,55 @@ export function findTagProblems(text) {
   return problems;
 }
 
+/**
+ * Each "Audio: ..." line: {position (UTF-16 offset of "Audio:"), caption}, in order.
+ * @param {string} text
+ */
+export function audioLines(text) {
+  text = asText(text);
+  return [...text.matchAll(AUDIO_LINE)].map((m) => ({
+    position: m.index + m[0].length - m[1].length - m[2].length,
+    caption: m[2],
+  }));
+}
+
+function audioLineProblems(text, cp) {
+  const problems = [];
+  const lines = audioLines(text);
+  if (lines.length && text.includes("<AUDCAP>")) {
+    problems.push(makeProblem(text, cp, lines[0].position,
+      "an Audio: line and <AUDCAP>...<ENDAUDCAP> in one prompt: describe the sound " +
+        "in one form only"));
+  }
+  lines.forEach(({ position, caption }, index) => {
+    if (ONLY_WS.test(caption)) {
+      problems.push(makeProblem(text, cp, position,
+        "Audio: is empty: describe the sound after it"));
+    }
+    if (index) {
+      const firstLine = makeProblem(text, cp, lines[0].position, "").line;
+      problems.push(makeProblem(text, cp, position,
+        `a second Audio: line (the first is on line ${firstLine}): put the whole ` +
+          "sound description on one Audio: line"));
+    }
+  });
+  return problems;
+}
+
 /** Same text as Python's str(TagProblem). */
 export function formatProblem(problem) {
   return `line ${problem.line}, column ${problem.column} ` +
     `(character ${problem.position}): ${problem.message}`;
 }
 
-/** Count of well-formed pairs, e.g. for a "2 speech, 1 sound" status line. */
+/**
+ * Count of well-formed pairs, e.g. for a "2 speech, 1 sound" status line; a non-empty
+ * "Audio: ..." line counts as one sound.
+ */
 export function countTagPairs(text) {
   text = asText(text);
   const counts = { speech: 0, sound: 0 };
+  for (const { caption } of audioLines(text)) if (!ONLY_WS.test(caption)) counts.sound += 1;
   let open = null;
   for (const match of text.matchAll(TOKEN)) {
     const tag = match[0];
@@ -166,9 +214,9 @@ export function tagStatus(text) {
   if (!speech && !sound) {
     return {
       level: "info",
-      text: "No <S>\u2026<E> speech or <AUDCAP>\u2026<ENDAUDCAP> sound tags",
-      detail: "Speech goes inside <S>\u2026<E>, sound descriptions inside " +
-        "<AUDCAP>\u2026<ENDAUDCAP>.",
+      text: "No <S>\u2026<E> speech or <AUDCAP>\u2026<ENDAUDCAP> / Audio: sound",
+      detail: "Speech goes inside <S>\u2026<E>, the sound description inside " +
+        "<AUDCAP>\u2026<ENDAUDCAP> or on one last line starting with Audio:.",
       problems,
     };
   }

@@ -4,15 +4,23 @@
 // - Settings > Runware > "Runware API key": a password field that talks to the pack's key
 //   routes. The key only ever travels in the POST body: it is never the setting's value
 //   (so never in comfy.settings.json), never in localStorage, never in a widget.
-// - RunwareOvi: new nodes start with seed control "fixed"; buttons that wrap the prompt's
-//   selection in <S>…<E> / <AUDCAP>…<ENDAUDCAP>; a line that warns about unbalanced tags.
+// - RunwareOvi: new nodes start with seed control "fixed" (declared in the node definition
+//   where the frontend supports it, else set on the linked control widget); buttons that
+//   wrap the selection of the textarea the user sees (classic canvas or Nodes 2.0) in
+//   <S>…<E> / <AUDCAP>…<ENDAUDCAP>; a line that warns about unbalanced tags.
 // - Result videos and live status text need no code here: the core frontend shows a node's
 //   ui output {"images": [...], "animated": [true]} as a <video controls> (as for SaveVideo)
 //   and PromptServer.send_progress_text() as text on the node.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
-import { tagStatus, wrapSelection } from "./ovi_tags.js";
+import { tagStatus } from "./ovi_tags.js";
+import {
+  declareSeedDefault,
+  findSeedControl,
+  findVisibleTextarea,
+  planWrap,
+} from "./prompt_tools.js";
 import {
   KEY_ROUTE,
   describeKeyHint,
@@ -204,11 +212,8 @@ function clearStoredSettingValue() {
 // RunwareOvi prompt: wrap buttons and tag warning
 // ---------------------------------------------------------------------------------------
 
-function promptTextarea(widget) {
-  const el = widget?.inputEl ?? widget?.element;
-  return el && typeof el.value === "string" && typeof el.setSelectionRange === "function"
-    ? el
-    : null;
+function promptTextarea(node, widget) {
+  return findVisibleTextarea(node, widget, document);
 }
 
 function widgetSlot(node, widget) {
@@ -257,31 +262,42 @@ function chainCallback(object, property, callback) {
 }
 
 function applyWrap(node, widget, kind) {
-  const textarea = promptTextarea(widget);
-  if (!textarea) return;
   if (widgetSlot(node, widget)?.link != null) {
     setStatusLine(node, { level: "info",
       text: "The prompt comes from a link: edit the tags in the node it comes from." });
     return;
   }
-  const before = textarea.value;
-  const r = wrapSelection(before, textarea.selectionStart, textarea.selectionEnd, kind);
-  textarea.focus();
-  textarea.setSelectionRange(r.replaceStart, r.replaceEnd);
+  const textarea = promptTextarea(node, widget);
+  const { base, result: r } = planWrap(widget.value, textarea, kind);
   let done = false;
-  try {
-    // Keeps the browser's own undo (Ctrl+Z) working; fires "input", which updates the widget.
-    done = document.execCommand?.("insertText", false, r.insert) === true &&
-      textarea.value === r.text;
-  } catch {
-    done = false;
+  if (textarea) {
+    textarea.focus();
+    textarea.setSelectionRange(r.replaceStart, r.replaceEnd);
+    try {
+      // Keeps the browser's own undo (Ctrl+Z) working; fires "input", which updates the
+      // widget (the DOM widget's listener, or the Vue textarea's v-model).
+      done = document.execCommand?.("insertText", false, r.insert) === true &&
+        textarea.value === r.text;
+    } catch {
+      done = false;
+    }
+    if (!done) textarea.value = r.text;
   }
-  if (!done) {
-    textarea.value = r.text;
+  if (widget.value !== r.text) {
+    // The textarea did not carry the edit to the widget (or none is visible): set the
+    // widget's value, which is what gets queued, and tell its listeners.
+    widget.value = r.text;
     widget.callback?.(widget.value);
   }
-  textarea.setSelectionRange(r.selectionStart, r.selectionEnd);
   node.setDirtyCanvas?.(true, true);
+  updateTagStatus(node);
+  if (textarea) {
+    if (textarea.value !== r.text) textarea.value = r.text;
+    textarea.setSelectionRange(r.selectionStart, r.selectionEnd);
+  } else if (base) {
+    setStatusLine(node, { level: "info",
+      text: "Select words in the prompt first: an empty pair was added at the end." });
+  }
 }
 
 const STATUS = Symbol("runware.tagStatus");
@@ -302,7 +318,7 @@ function updateTagStatus(node) {
   const state = node[STATUS];
   if (!state) return;
   const { widget } = state;
-  const textarea = promptTextarea(widget);
+  const textarea = promptTextarea(node, widget);
   const from = promptText(node, widget);
   let status;
   if (from.source !== undefined) {
@@ -379,6 +395,43 @@ function addPromptTools(node) {
   setTimeout(() => updateTagStatus(node), 0);
 }
 
+// Typing in a Nodes 2.0 textarea goes to widget.value through Vue, not always through the
+// widget's callback: one listener for the page re-checks the node the textarea belongs to.
+function watchVueTextareas() {
+  document.addEventListener("input", (event) => {
+    const target = event.target;
+    if (!(target instanceof HTMLTextAreaElement)) return;
+    const id = target.closest?.("[data-node-id]")?.getAttribute("data-node-id");
+    if (id == null) return;
+    let node = null;
+    try {
+      node = app.graph?.getNodeById?.(Number.isNaN(Number(id)) ? id : Number(id)) ??
+        app.graph?.getNodeById?.(id);
+    } catch {
+      node = null;
+    }
+    if (node?.[STATUS]) setTimeout(() => updateTagStatus(node), 0);
+  }, true);
+}
+
+function frontendVersion() {
+  return window.__COMFYUI_FRONTEND_VERSION__ ?? null;
+}
+
+function startSeedAtFixed(node) {
+  const control = findSeedControl(node);
+  if (!control) {
+    console.warn(`${LOG} ${node.comfyClass}: no seed control widget found; set "control ` +
+      'after generate" to fixed yourself, or every queue pays for a new video');
+    return;
+  }
+  // Runs when a node is created; a loaded workflow's saved choice is applied afterwards.
+  if (control.value !== "fixed") {
+    control.value = "fixed";
+    control.callback?.(control.value);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 app.registerExtension({
@@ -398,14 +451,18 @@ app.registerExtension({
   ],
   setup() {
     clearStoredSettingValue();
+    watchVueTextareas();
+  },
+  beforeRegisterNodeDef(nodeType, nodeData) {
+    try {
+      if (PAID_NODES.has(nodeData?.name)) declareSeedDefault(nodeData, frontendVersion());
+    } catch (error) {
+      console.error(`${LOG} beforeRegisterNodeDef failed for ${nodeData?.name}`, error);
+    }
   },
   nodeCreated(node) {
     try {
-      if (PAID_NODES.has(node.comfyClass)) {
-        // Runs when a node is created; a loaded workflow's saved choice is applied afterwards.
-        const control = node.widgets?.find((w) => w.name === "control_after_generate");
-        if (control) control.value = "fixed";
-      }
+      if (PAID_NODES.has(node.comfyClass)) startSeedAtFixed(node);
       if (TAGGED_PROMPT_NODES.has(node.comfyClass)) addPromptTools(node);
     } catch (error) {
       console.error(`${LOG} nodeCreated failed for ${node?.comfyClass}`, error);
