@@ -622,7 +622,7 @@ def test_ovi_image_references_checked(d: Any, uploaded: dict[str, str]) -> None:
         (tid(), "mediaNotFound"),
         (uploaded["wav_short"], "invalidImage"),  # known, but audio
         ("data:image/png;base64," + base64.b64encode(b"nope nope").decode(), "invalidImage"),
-        ("https://example.com/cat.png", "mediaNotFound"),  # no internet
+        ("ftp://example.com/cat.png", "invalidParameter"),  # Runware downloads over http(s)
     ]
     for ref, code in cases:
         r = post(d, [ovi(inputs={"image": ref})])
@@ -782,9 +782,9 @@ def test_sync3_media_references(d: Any, uploaded: dict[str, str]) -> None:
         (sync3(tid(), audio=uploaded["wav_short"]), "inputs.video", "mediaNotFound"),
         (sync3(uploaded["wav_short"], audio=uploaded["wav_short"]), "inputs.video", "invalidMedia"),
         (
-            sync3(uploaded["video"], audio="https://example.com/a.wav"),
+            sync3(uploaded["video"], audio="ftp://example.com/a.wav"),
             "inputs.audio",
-            "mediaNotFound",
+            "invalidParameter",
         ),
         (
             sync3(d.files_url + f"/{tid()}.mp4", audio=uploaded["wav_short"]),
