@@ -7,10 +7,16 @@ The schemas are Runware's own (``spec/*.openapi.json``, ``RequestBody.items``: J
 * replaces ``multipleOf`` with a decimal-exact version (``0.57`` is a multiple of ``0.01``),
 * turns the schemas' ``anyOf`` / ``oneOf`` / ``not`` / ``if``-``then`` failures into
   readable sentences,
-* adds the rules the specs state only in prose (cache step order, segment order, ...).
+* adds the rules the specs state only in prose (cache step order, segment order, ...),
+* refuses what JSON cannot carry (NaN, infinities, unpaired surrogates) and, for any JSON
+  value at all, returns violations instead of raising,
+* checks the rules that need the referenced media (``check_media``: segment ends, speaker
+  point, frame number, boxes, media kinds) from facts the caller supplies.
 
-It is used both by the nodes (pre-flight checks, before anything is uploaded or paid for)
-and by the local Runware test double.
+It is the pack's one reading of the specs: the nodes (pre-flight checks, before anything
+is uploaded or paid for) and the local Runware test double both call it, so they cannot
+disagree. The decisions are documented for users in web/docs/RunwareSync3.md and the
+other help pages.
 """
 
 from __future__ import annotations

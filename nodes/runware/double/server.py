@@ -18,6 +18,13 @@ Choices where the protocol is silent (documented here, tested in tests/test_doub
 * An ``authentication`` element must be first; it only gets a ``data`` item of its own when
   it is the only element. When both a header and an authentication element are sent, both
   must carry the right key.
+* Validation is the pack's own (``spec.validate_task`` + ``spec.check_media`` on the
+  stored files' facts), the reading the node pre-flight uses. NaN / Infinity literals and
+  over-deep JSON are ``invalidJSON``; a ``taskType`` or ``model`` of any JSON shape gets a
+  400 with a code, never a 500.
+* No network: a remote http(s) media URL (in a task or an upload) is accepted and
+  answered with synthetic media derived from the URL (a video long enough for the
+  request's segments, frame number and boxes); the log says so.
 * Never logged: the ``Authorization`` header, ``apiKey`` values (``"***"``), the key itself
   anywhere in a string, and strings over 200 characters (``"<N chars>"``).
 """
