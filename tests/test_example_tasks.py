@@ -121,10 +121,19 @@ SEGMENT = PACK.NODE_CLASS_MAPPINGS["RunwareSync3Segment"]
 SPEAKER = PACK.NODE_CLASS_MAPPINGS["RunwareSync3Speaker"]
 
 
-@pytest.fixture
-def odd_clip(tmp_path):
-    """25 frames at 12 fps: 2.0833 s, off the spec's 0.01 s grid; 96x64 pixels."""
-    return write_mp4(tmp_path / "odd.mp4", width=96, height=64, fps=12, frames=25)
+@pytest.fixture(params=["mp4", "webm"])
+def odd_clip(request, tmp_path):
+    """(file, frames): 2.0833 s, off the spec's 0.01 s grid; 96x64 pixels. The WEBM's
+    headers hold no frame count (an estimate from its duration says 51): the node must
+    count its 50 frames, as the double does by decoding."""
+    if request.param == "mp4":
+        return write_mp4(tmp_path / "odd.mp4", width=96, height=64, fps=12, frames=25), 25
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    from spec_differential import write_webm
+
+    return write_webm(tmp_path / "odd.webm", width=96, height=64, fps=24, frames=50), 50
 
 
 def lipsync(**kwargs: Any) -> tuple:
@@ -135,35 +144,40 @@ def lipsync(**kwargs: Any) -> tuple:
 def test_node_edges_are_accepted_by_the_double(env, odd_clip):
     """Segment end at the clip's length rounded up to 0.01 s, the last pixel, the last
     frame, one box per frame reaching the frame's edges: the node and the double accept."""
+    clip, frames = odd_clip
     segments = SEGMENT().build(tone(1.0), 0.0, 1.0)[0]
     segments = SEGMENT().build(tone(2.0), 1.0, 2.09, 0.5, 1.59, segments=segments)[0]
-    point = SPEAKER().build("point", 95.0, 63.0, 24, "")[0]
-    lipsync(video=host.video_from_file(odd_clip), segments=segments, speaker=point)
-    boxes = SPEAKER().build("boxes", 0, 0, 0, json.dumps([[0, 0, 96, 64]] * 25))[0]
-    lipsync(video=host.video_from_file(odd_clip), audio=tone(2.0), speaker=boxes)
+    point = SPEAKER().build("point", 95.0, 63.0, frames - 1, "")[0]
+    lipsync(video=host.video_from_file(clip), segments=segments, speaker=point)
+    boxes = SPEAKER().build("boxes", 0, 0, 0, json.dumps([[0, 0, 96, 64]] * frames))[0]
+    lipsync(video=host.video_from_file(clip), audio=tone(2.0), speaker=boxes)
     sent = env.accepted_submissions()
     assert len(sent) == 2
     assert sent[0]["settings"]["segments"][1]["endTime"] == 2.09
     assert sent[0]["settings"]["activeSpeakerDetection"] == {"coordinates": [95.0, 63.0],
-                                                             "frameNumber": 24}
-    assert len(sent[1]["settings"]["activeSpeakerDetection"]["boundingBoxes"]) == 25
+                                                             "frameNumber": frames - 1}
+    assert len(sent[1]["settings"]["activeSpeakerDetection"]["boundingBoxes"]) == frames
 
 
 @pytest.mark.parametrize(("build", "input_name"), [
-    (lambda: {"segments": SEGMENT().build(tone(3.0), 1.0, 2.10)[0]}, "segments"),
-    (lambda: {"audio": tone(2.0), "speaker": SPEAKER().build("point", 96.0, 0, 0, "")[0]},
+    (lambda n: {"segments": SEGMENT().build(tone(3.0), 1.0, 2.10)[0]}, "segments"),
+    (lambda n: {"audio": tone(2.0), "speaker": SPEAKER().build("point", 96.0, 0, 0, "")[0]},
      "speaker.x/y"),
-    (lambda: {"audio": tone(2.0), "speaker": SPEAKER().build("point", 0, 64.0, 0, "")[0]},
+    (lambda n: {"audio": tone(2.0), "speaker": SPEAKER().build("point", 0, 64.0, 0, "")[0]},
      "speaker.x/y"),
-    (lambda: {"audio": tone(2.0), "speaker": SPEAKER().build("point", 0, 0, 25, "")[0]},
+    (lambda n: {"audio": tone(2.0), "speaker": SPEAKER().build("point", 0, 0, n, "")[0]},
      "speaker.frame_number"),
-    (lambda: {"audio": tone(2.0), "speaker": SPEAKER().build(
-        "boxes", 0, 0, 0, json.dumps([[0, 0, 96, 64]] * 24))[0]}, "speaker.boxes"),
-    (lambda: {"audio": tone(2.0), "speaker": SPEAKER().build(
-        "boxes", 0, 0, 0, json.dumps([[0, 0, 97, 64]] * 25))[0]}, "speaker.boxes"),
-], ids=["end 2.10", "x = width", "y = height", "frame = frames", "24 boxes", "x2 > width"])
+    (lambda n: {"audio": tone(2.0), "speaker": SPEAKER().build(
+        "boxes", 0, 0, 0, json.dumps([[0, 0, 96, 64]] * (n - 1)))[0]}, "speaker.boxes"),
+    (lambda n: {"audio": tone(2.0), "speaker": SPEAKER().build(
+        "boxes", 0, 0, 0, json.dumps([[0, 0, 96, 64]] * (n + 1)))[0]}, "speaker.boxes"),
+    (lambda n: {"audio": tone(2.0), "speaker": SPEAKER().build(
+        "boxes", 0, 0, 0, json.dumps([[0, 0, 97, 64]] * n))[0]}, "speaker.boxes"),
+], ids=["end 2.10", "x = width", "y = height", "frame = frames", "one box short",
+        "one box too many", "x2 > width"])
 def test_node_refuses_one_step_past_the_edge(env, odd_clip, build, input_name):
+    clip, frames = odd_clip
     with pytest.raises(errors.ValidationError) as info:
-        lipsync(video=host.video_from_file(odd_clip), **build())
+        lipsync(video=host.video_from_file(clip), **build(frames))
     assert info.value.parameter == input_name, str(info.value)
     assert env.log == []
