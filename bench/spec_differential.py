@@ -602,6 +602,13 @@ def edge_cases(h: Harness) -> Iterator[tuple[Case, bool]]:
                                                    "frameNumber": 9000}
     yield case("sync3_segments", "remote video: its length is unknown", remote, True)
 
+    def huge(t: dict) -> None:
+        remote(t)
+        t["settings"]["segments"][1]["endTime"] = 1e308
+        t["settings"]["activeSpeakerDetection"] = {"coordinates": [1e308, 0],
+                                                   "frameNumber": 10**30}
+    yield case("sync3_segments", "remote video, absurd but valid numbers", huge, True)
+
     def steps(n: int, start: int, end: int | None) -> Callable[[dict], None]:
         def edit(t: dict) -> None:
             t["steps"] = n

@@ -29,7 +29,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,12 +163,15 @@ def is_multiple_of(value: float | int, step: float | int) -> bool:
     if isinstance(value, int) and isinstance(step, int):
         return value % step == 0
     dv, ds = _as_decimal(value), _as_decimal(step)
-    if dv is None or ds is None or ds == 0:
+    if dv is None or ds is None or ds == 0 or not (dv.is_finite() and ds.is_finite()):
         return False
-    try:
-        return dv % ds == 0
-    except InvalidOperation:
-        return False
+    with localcontext() as ctx:
+        # Enough digits for the integer quotient of any double (1e308 / 0.01 is exact).
+        ctx.prec = 800
+        try:
+            return dv % ds == 0
+        except InvalidOperation:
+            return False
 
 
 def _multiple_of(

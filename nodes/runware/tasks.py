@@ -320,7 +320,10 @@ def prepare_ovi(
         # Ovi discrepancy in the protocol notes).
         task["inputs"] = {"image": placeholder}
         uploads.append(Upload("image", placeholder, image_png, "image/png", "imageUpload"))
-    raise_for_violations(validate_task(task), {**OVI_FIELDS, **DELIVERY_FIELDS}, "RunwareOvi")
+    violations = validate_task(task)
+    if not violations:  # the same media rules the double applies (an image is an image)
+        violations = check_media(task, {PLACEHOLDER.format(1): MediaFacts(kind="image")}.get)
+    raise_for_violations(violations, {**OVI_FIELDS, **DELIVERY_FIELDS}, "RunwareOvi")
     return PreparedJob(OVI_MODEL, task, uploads)
 
 

@@ -1231,9 +1231,10 @@ class RunwareDouble:
             asd = settings.get("activeSpeakerDetection") or {}
             seconds = max([SYNTHETIC_SECONDS] + [float(seg["endTime"]) for seg in segments])
             fps = float(media.SYNTHETIC_FPS)
-            frames = max(round(seconds * fps), int(asd.get("frameNumber", 0)) + 1,
-                         len(asd.get("boundingBoxes", [])))
-            frames = min(frames, round(SYNTHETIC_MAX_SECONDS * fps))
+            cap = round(SYNTHETIC_MAX_SECONDS * fps)
+            frames = max(round(min(seconds, SYNTHETIC_MAX_SECONDS) * fps),
+                         min(int(asd.get("frameNumber", 0)) + 1, cap),
+                         min(len(asd.get("boundingBoxes", [])), cap))
             video_source = _Synthetic("video", video.url, frames / fps)
         duration = frames / fps
         render: dict[str, Any] = {
