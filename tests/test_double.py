@@ -359,7 +359,10 @@ def test_remote_media_in_tasks_is_answered_synthetically(
         {"startTime": 0.5, "endTime": 7.5, "audio": "https://cdn.example.com/seg.wav",
          "audioStartTime": 0, "audioEndTime": 2}]})
     mixed = sync3(uploaded["video"], audio="https://cdn.example.com/voice2.wav")
-    tasks = [image, remote, long_video, mixed]
+    absurd = sync3("https://cdn.example.com/x.mp4", settings={  # valid, and must not overflow
+        "segments": [{"startTime": 1, "endTime": 1e308, "audio": uploaded["wav_short"]}],
+        "activeSpeakerDetection": {"coordinates": [1e308, 0], "frameNumber": 10**30}})
+    tasks = [image, remote, long_video, mixed, absurd]
     r = post(d, tasks)
     assert r.status_code == 200 and "errors" not in r.json(), r.text
     items, _ = poll(d, [t["taskUUID"] for t in tasks])
@@ -371,6 +374,7 @@ def test_remote_media_in_tasks_is_answered_synthetically(
     assert facts[remote["taskUUID"]]["audio_seconds"] == pytest.approx(5.0, abs=0.1)
     assert len(facts[long_video["taskUUID"]]["frames"]) == 180  # long enough: 7.5 s
     assert len(facts[mixed["taskUUID"]]["frames"]) == 48  # the uploaded video's own
+    assert len(facts[absurd["taskUUID"]]["frames"]) == 60 * 24  # capped at 60 s
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "no network" in said and "cdn.example.com/talk.mp4" in said
     assert "synthetic" in said

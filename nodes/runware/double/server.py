@@ -1257,14 +1257,19 @@ class RunwareDouble:
         elif "speech" in task:
             render["speech"] = dict(task["speech"])
         else:
+            # Times past a remote (synthetic) medium's end are clipped to it: the render
+            # must not overflow on a valid 1e308.
+            def clip(value: Any, limit: float) -> float | None:
+                return None if value is None else min(float(value), limit)
+
             render["segments"] = [
                 (
                     audio_source(seg["audio"], max(float(seg.get("audioEndTime", 0.0)),
                                                    seg["endTime"] - seg["startTime"])),
-                    float(seg["startTime"]),
-                    float(seg["endTime"]),
-                    None if "audioStartTime" not in seg else float(seg["audioStartTime"]),
-                    None if "audioEndTime" not in seg else float(seg["audioEndTime"]),
+                    clip(seg["startTime"], duration),
+                    clip(seg["endTime"], duration),
+                    clip(seg.get("audioStartTime"), SYNTHETIC_MAX_SECONDS),
+                    clip(seg.get("audioEndTime"), SYNTHETIC_MAX_SECONDS),
                 )
                 for seg in segments
             ]
