@@ -1228,6 +1228,7 @@ class RunwareDouble:
             video_source: Any = video.path
         else:
             # A remote video: long enough for every segment, frame number and box.
+            assert isinstance(video, _Remote)  # sync-3 media are never inline (spec)
             asd = settings.get("activeSpeakerDetection") or {}
             seconds = max([SYNTHETIC_SECONDS] + [float(seg["endTime"]) for seg in segments])
             fps = float(media.SYNTHETIC_FPS)
