@@ -944,8 +944,10 @@ def generated_cases(h: Harness, count: int, seed: int | None,
     from hypothesis import strategies as st
     from hypothesis_jsonschema import from_schema
 
-    strategies = {model: from_schema(generation_schema(model), custom_formats=formats(st))
-                  for model in spec.MODELS}
+    with warnings.catch_warnings():  # our "uri" strategy replaces the standard one
+        warnings.filterwarnings("ignore", message="Overriding standard format")
+        strategies = {model: from_schema(generation_schema(model), custom_formats=formats(st))
+                      for model in spec.MODELS}
     cases: list[Case] = []
 
     @settings(max_examples=count, derandomize=derandomize, database=None, deadline=None,
@@ -972,9 +974,7 @@ def generated_cases(h: Harness, count: int, seed: int | None,
         from hypothesis import seed as hseed
 
         collect = hseed(seed)(collect)
-    with warnings.catch_warnings():  # our "uri" strategy replaces the standard one
-        warnings.filterwarnings("ignore", message="Overriding standard format")
-        collect()
+    collect()
     return cases[:count]
 
 
