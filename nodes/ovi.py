@@ -22,7 +22,7 @@ from .common import (
 )
 from .runware import media
 from .runware.ovi_prompt import AUDIO_FORMATS, build_prompt
-from .runware.tasks import CACHE_UNITS, accelerator_options, prepare_ovi
+from .runware.tasks import CACHE_UNITS, accelerator_options, check_node_inputs, prepare_ovi
 
 ACCELERATOR_TYPE = "RUNWARE_ACCELERATOR"
 SEED_MAX = 9_223_372_036_854_775_807
@@ -165,6 +165,8 @@ class RunwareOviPrompt:
 
     def build(self, scene: str, speech: str, audio_description: str,
               audio_format: str = AUDIO_FORMATS[0]) -> tuple[str]:
+        check_node_inputs("RunwareOviPrompt", scene=scene, speech=speech,
+                          audio_description=audio_description)
         return (build_prompt(scene, speech, audio_description, audio_format),)
 
 

@@ -30,8 +30,10 @@ from .runware.tasks import (
     SYNC_MODES,
     Segment,
     VideoFacts,
+    check_node_inputs,
     check_sync3_sources,
     prepare_sync3,
+    segment_options,
     speaker_options,
     tts_options,
 )
@@ -131,6 +133,7 @@ class RunwareSync3:
         unique_id: str | None = None,
         graph: dict | None = None,
     ) -> dict[str, Any]:
+        check_node_inputs("RunwareSync3", fps=fps, speech_text=speech_text, voice=voice)
         check_sync3_sources(
             video=video is not None, images=images is not None, audio=audio is not None,
             speech_text=bool((speech_text or "").strip()), segments=bool(segments),
@@ -232,21 +235,8 @@ class RunwareSync3Segment:
               segments: list[dict] | None = None) -> tuple[list[dict]]:
         if not isinstance(audio, dict) or "waveform" not in audio:
             raise ValidationError("audio must be an AUDIO value", parameter="audio")
-        if (audio_start_time >= 0) != (audio_end_time >= 0):
-            raise ValidationError(
-                "audio_start_time and audio_end_time go together", parameter="audio_end_time",
-                hint="Set both (a range in this audio) or leave both at -1.",
-            )
-        if end_time <= start_time:
-            raise ValidationError(
-                f"end_time {end_time} s must be after start_time {start_time} s",
-                parameter="end_time",
-            )
-        segment = {
-            "audio": audio, "start_time": round(start_time, 2), "end_time": round(end_time, 2),
-            "audio_start_time": round(audio_start_time, 2) if audio_start_time >= 0 else None,
-            "audio_end_time": round(audio_end_time, 2) if audio_end_time >= 0 else None,
-        }
+        segment = {"audio": audio, **segment_options(start_time, end_time, audio_start_time,
+                                                     audio_end_time)}
         return ([*(segments or []), segment],)
 
 

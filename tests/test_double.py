@@ -295,6 +295,105 @@ def test_bad_bodies(d: Any) -> None:
     assert r.status_code == 404
 
 
+ODD_SHAPES = [None, True, 0, -1.5, 10**30, "", [], ["videoInference"], {}, {"a": {"b": []}},
+              "\ud800", [[[[]]]]]
+
+
+def test_bodies_json_cannot_hold(d: Any) -> None:
+    """NaN / Infinity literals (Python's json accepts them) and absurd nesting: 400."""
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        body = b'[{"taskType": "ping", "ping": ' + literal.encode() + b"}]"
+        r = requests.post(d.base_url, data=body, headers=AUTH, timeout=10)
+        assert r.status_code == 400, literal
+        assert r.json()["errors"][0]["code"] == "invalidJSON"
+        assert literal in r.json()["errors"][0]["message"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = requests.post(d.base_url, data=deep, headers=AUTH, timeout=30)
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "invalidJSON"
+
+
+@pytest.mark.parametrize("value", ODD_SHAPES, ids=repr)
+def test_task_type_and_model_of_any_json_shape_get_a_400(d: Any, value: Any) -> None:
+    r = post(d, [{"taskType": value, "taskUUID": tid()}])
+    assert r.status_code == 400, r.text
+    err = r.json()["errors"][0]
+    assert err["parameter"] == "taskType"
+    assert err["code"] in ("missingParameter", "invalidParameter", "invalidTaskType")
+    r = post(d, [ovi(model=value)])
+    assert r.status_code == 400, r.text
+    err = r.json()["errors"][0]
+    assert err["parameter"] == "model"
+    assert err["code"] in ("missingParameter", "invalidParameter", "modelNotFound")
+
+
+@pytest.mark.parametrize("task_type", ["getResponse", "imageUpload", "mediaStorage", "ping",
+                                       "authentication"])
+def test_other_task_types_never_answer_500(d: Any, task_type: str) -> None:
+    fields = {"getResponse": ["taskUUID"], "imageUpload": ["taskUUID", "image"],
+              "mediaStorage": ["taskUUID", "operation", "media"], "ping": ["ping"],
+              "authentication": ["apiKey", "connectionSessionUUID"]}[task_type]
+    for name in fields:
+        for value in ODD_SHAPES + ["https://remote.example.com/x.mp4", "ftp://x/y",
+                                   "http://127.0.0.1:1/files/nope.mp4"]:
+            task: dict[str, Any] = {"taskType": task_type, "taskUUID": tid(),
+                                    "operation": "upload", "ping": True}
+            task = {k: v for k, v in task.items() if k in fields or k == "taskType"}
+            task[name] = value
+            r = post(d, [task])
+            assert r.status_code < 500, (task, r.text)
+            assert r.headers["Content-Type"] == "application/json"
+
+
+# --------------------------------------------------------------------------- remote media
+
+
+def test_remote_media_in_tasks_is_answered_synthetically(
+    d: Any, uploaded: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="runware_ovi_sync.double")
+    d.job_seconds = 0.05
+    image = ovi(inputs={"image": "https://images.example.com/start.png"}, fps=8)
+    remote = sync3("https://cdn.example.com/talk.mp4",
+                   audio="https://cdn.example.com/voice.wav")
+    long_video = sync3("https://cdn.example.com/long.mp4", settings={"segments": [
+        {"startTime": 0.5, "endTime": 7.5, "audio": "https://cdn.example.com/seg.wav",
+         "audioStartTime": 0, "audioEndTime": 2}]})
+    mixed = sync3(uploaded["video"], audio="https://cdn.example.com/voice2.wav")
+    absurd = sync3("https://cdn.example.com/x.mp4", settings={  # valid, and must not overflow
+        "segments": [{"startTime": 1, "endTime": 1e308, "audio": uploaded["wav_short"]}],
+        "activeSpeakerDetection": {"coordinates": [1e308, 0], "frameNumber": 10**30}})
+    tasks = [image, remote, long_video, mixed, absurd]
+    r = post(d, tasks)
+    assert r.status_code == 200 and "errors" not in r.json(), r.text
+    items, _ = poll(d, [t["taskUUID"] for t in tasks])
+    facts = {t["taskUUID"]: decode(requests.get(items[t["taskUUID"]][0]["videoURL"],
+                                                timeout=10).content) for t in tasks}
+    assert len(facts[image["taskUUID"]]["frames"]) == 40  # Ovi's 5 s at 8 fps
+    assert facts[remote["taskUUID"]]["fps"] == 24  # a plausible 5 s clip stands in
+    assert len(facts[remote["taskUUID"]]["frames"]) == 120
+    assert facts[remote["taskUUID"]]["audio_seconds"] == pytest.approx(5.0, abs=0.1)
+    assert len(facts[long_video["taskUUID"]]["frames"]) == 180  # long enough: 7.5 s
+    assert len(facts[mixed["taskUUID"]]["frames"]) == 48  # the uploaded video's own
+    assert len(facts[absurd["taskUUID"]]["frames"]) == 60 * 24  # capped at 60 s
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "no network" in said and "cdn.example.com/talk.mp4" in said
+    assert "synthetic" in said
+
+
+def test_remote_urls_in_uploads_are_answered_synthetically(d: Any) -> None:
+    r = post(d, [{"taskType": "imageUpload", "taskUUID": tid(),
+                  "image": "https://images.example.com/a.jpg"}])
+    assert r.status_code == 200, r.text
+    assert d.uploads[r.json()["data"][0]["imageUUID"]]["kind"] == "image"
+    for url, kind in (("https://cdn.example.com/a.wav?sig=1", "audio"),
+                      ("https://cdn.example.com/clip", "video")):
+        r = post(d, [{"taskType": "mediaStorage", "taskUUID": tid(), "operation": "upload",
+                      "media": url}])
+        assert r.status_code == 200, r.text
+        info = d.uploads[r.json()["data"][0]["mediaUUID"]]
+        assert info["kind"] == kind and info["duration"] == pytest.approx(5.0, abs=0.1)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -622,7 +721,7 @@ def test_ovi_image_references_checked(d: Any, uploaded: dict[str, str]) -> None:
         (tid(), "mediaNotFound"),
         (uploaded["wav_short"], "invalidImage"),  # known, but audio
         ("data:image/png;base64," + base64.b64encode(b"nope nope").decode(), "invalidImage"),
-        ("https://example.com/cat.png", "mediaNotFound"),  # no internet
+        ("ftp://example.com/cat.png", "invalidParameter"),  # Runware downloads over http(s)
     ]
     for ref, code in cases:
         r = post(d, [ovi(inputs={"image": ref})])
@@ -782,9 +881,9 @@ def test_sync3_media_references(d: Any, uploaded: dict[str, str]) -> None:
         (sync3(tid(), audio=uploaded["wav_short"]), "inputs.video", "mediaNotFound"),
         (sync3(uploaded["wav_short"], audio=uploaded["wav_short"]), "inputs.video", "invalidMedia"),
         (
-            sync3(uploaded["video"], audio="https://example.com/a.wav"),
+            sync3(uploaded["video"], audio="ftp://example.com/a.wav"),
             "inputs.audio",
-            "mediaNotFound",
+            "invalidParameter",
         ),
         (
             sync3(d.files_url + f"/{tid()}.mp4", audio=uploaded["wav_short"]),

@@ -273,3 +273,170 @@ def test_violation_is_frozen_and_printable() -> None:
     assert str(v) == "steps: steps must be between 1 and 100"
     with pytest.raises(AttributeError):
         v.parameter = "x"  # type: ignore[misc]
+
+
+# -- one reading (issue 17): rules shared by the node pre-flight and the double ----------
+
+ODD = [None, True, 0, 1.5, "", [], ["runware:190@1"], {}, {"a": [1]}, [[[]]]]
+
+
+@pytest.mark.parametrize("value", ODD, ids=repr)
+def test_any_json_shape_for_model_or_task_type_is_a_violation_not_a_crash(value) -> None:
+    v = only(ovi(model=value))
+    assert v.parameter == "model"
+    assert v.code in ("missingParameter", "invalidParameter", "modelNotFound")
+    assert spec.validate_task(ovi(taskType=value))[0].parameter == "taskType"
+    for model in spec.MODELS:  # no field of either model makes the validator raise
+        for name in spec.task_schema(model)["properties"]:
+            spec.validate_task({**(ovi() if model == spec.OVI_MODEL else sync3()),
+                                name: value})
+
+
+def test_values_json_cannot_carry_are_reported_once() -> None:
+    v = only(ovi(advancedFeatures={"videoCFGScale": float("nan")}))
+    assert (v.parameter, v.message) == (
+        "advancedFeatures.videoCFGScale",
+        "advancedFeatures.videoCFGScale must be a finite number (got nan)")
+    v = only(ovi(acceleratorOptions={"teaCacheDistance": float("inf")}))
+    assert "finite" in v.message and "multiple" not in v.message
+    v = only(ovi(positivePrompt="A cat \ud83d says hi"))
+    assert v.parameter == "positivePrompt" and "U+D83D at character 6" in v.message
+    v = only(ovi(**{"extra\udc00": 1}))
+    assert "surrogate" in v.message
+    assert spec.validate_task(ovi(positivePrompt="A cat \U0001F408 says <S>hi<E>")) == []
+    deep: list = []
+    for _ in range(5000):  # deeper than Python's stack: no RecursionError
+        deep = [deep]
+    assert spec.validate_task(ovi(extra=deep))[0].parameter == "extra"
+
+
+def test_find_surrogate() -> None:
+    assert spec.find_surrogate("plain \U0001F600 text") is None
+    assert spec.find_surrogate("ab\udfffc") == 2
+
+
+@pytest.mark.parametrize("name", ["webhookURL", "uploadEndpoint"])
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://hooks.example.com/a?x=1", True),
+    ("http://10.0.0.5:8080/hook", True),
+    ("HTTPS://EXAMPLE.COM/UP", True),
+    ("ftp://example.com/a", False),
+    ("mailto:me@example.com", False),
+    ("javascript:alert(1)", False),
+    ("file:///tmp/x", False),
+    ("data:text/plain;base64,AAAA", False),
+])
+def test_callback_urls_are_http_or_https(name: str, url: str, ok: bool) -> None:
+    violations = spec.validate_task(ovi(**{name: url}))
+    if ok:
+        assert violations == []
+    else:
+        assert [v.parameter for v in violations] == [name]
+        assert "http:// or https://" in violations[0].message
+
+
+def test_media_urls_are_http_or_https() -> None:
+    assert spec.validate_task(ovi(inputs={"image": "https://example.com/a.png"})) == []
+    v = only(ovi(inputs={"image": "ftp://example.com/a.png"}))
+    assert v.parameter == "inputs.image" and "downloads media" in v.message
+    v = only(sync3(inputs={"video": "s3://bucket/v.mp4", "audio": str(uuid.uuid4())}))
+    assert v.parameter == "inputs.video"
+    assert spec.validate_task(sync3(inputs={"video": "http://cdn.example.com/v.mp4",
+                                            "audio": "https://cdn.example.com/a"})) == []
+
+
+def test_blank_prompt_and_speech_are_refused() -> None:
+    for prompt in ("", " ", "\n\t "):
+        v = only(ovi(positivePrompt=prompt))
+        assert (v.parameter, v.code) == ("positivePrompt", "invalidPositivePrompt")
+    v = only(sync3(inputs={"video": str(uuid.uuid4())}, speech={"text": "  ", "voice": "a"}))
+    assert v.parameter == "speech.text" and "blank" in v.message
+
+
+def test_cache_start_without_end_must_be_before_the_last_step() -> None:
+    assert spec.validate_task(ovi(steps=20, acceleratorOptions={"cacheStartStep": 19})) == []
+    v = only(ovi(steps=20, acceleratorOptions={"cacheStartStep": 20}))
+    assert v.parameter == "acceleratorOptions.cacheStartStep" and "steps (20)" in v.message
+    v = only(ovi(acceleratorOptions={"cacheStartStep": 30}))  # default steps: 30
+    assert v.parameter == "acceleratorOptions.cacheStartStep"
+    # integral floats are integers to JSON Schema, and to the rules
+    v = only(ovi(steps=20.0, acceleratorOptions={"cacheEndStep": 21.0}))
+    assert v.parameter == "acceleratorOptions.cacheEndStep"
+
+
+def test_time_limit_rounds_the_length_up_to_the_grid() -> None:
+    assert spec.time_limit(2.0) == 2.0
+    assert spec.time_limit(25 / 12) == pytest.approx(2.09)
+    assert spec.time_limit(1.337) == pytest.approx(1.34)
+    assert spec.time_limit(0.7000000000000001) == pytest.approx(0.7)
+    assert spec.time_limit(0) == 0.0 and spec.time_limit(float("nan")) == 0.0
+
+
+VIDEO = spec.MediaFacts(kind="video", width=96, height=64, frame_count=25, fps=12.0,
+                        duration=25 / 12)
+AUDIO = spec.MediaFacts(kind="audio", duration=1.337)
+
+
+def media(task: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+    assert spec.validate_task(task) == []
+    return [v.parameter for v in spec.check_media(task, facts.get)]
+
+
+def test_check_media_boundaries() -> None:
+    v, a = str(uuid.uuid4()), str(uuid.uuid4())
+    facts = {v: VIDEO, a: AUDIO}
+    asd = "settings.activeSpeakerDetection"
+
+    def seg(end: float, **extra: Any) -> dict[str, Any]:
+        return sync3(inputs={"video": v}, settings={"segments": [
+            {"startTime": 0, "endTime": end, "audio": a, **extra}]})
+
+    assert media(seg(2.09), facts) == []
+    assert media(seg(2.1), facts) == ["settings.segments[0].endTime"]
+    assert media(seg(1.0, audioStartTime=0, audioEndTime=1.34), facts) == []
+    assert media(seg(1.0, audioStartTime=0, audioEndTime=1.35), facts) == [
+        "settings.segments[0].audioEndTime"]
+
+    def speaker(value: dict[str, Any]) -> dict[str, Any]:
+        return sync3(inputs={"video": v, "audio": a},
+                     settings={"activeSpeakerDetection": value})
+
+    assert media(speaker({"coordinates": [95.9, 63], "frameNumber": 24}), facts) == []
+    assert media(speaker({"coordinates": [96, 0], "frameNumber": 0}), facts) == [
+        f"{asd}.coordinates"]
+    assert media(speaker({"coordinates": [0, 64], "frameNumber": 0}), facts) == [
+        f"{asd}.coordinates"]
+    assert media(speaker({"coordinates": [0, 0], "frameNumber": 25}), facts) == [
+        f"{asd}.frameNumber"]
+    assert media(speaker({"boundingBoxes": [[0, 0, 96, 64]] * 25}), facts) == []
+    assert media(speaker({"boundingBoxes": [[0, 0, 96, 64]] * 24}), facts) == [
+        f"{asd}.boundingBoxes"]
+    assert media(speaker({"boundingBoxes": [[0, 0, 96, 64.5]] * 25}), facts) == [
+        f"{asd}.boundingBoxes[0]"]
+    # unknown facts (a remote URL): the media rules are left to the service
+    assert media(speaker({"coordinates": [5000, 0], "frameNumber": 9000}), {}) == []
+
+
+def test_box_geometry_and_negative_points_need_no_media() -> None:
+    asd = "settings.activeSpeakerDetection"
+    v = only(sync3(settings={"activeSpeakerDetection": {"boundingBoxes": [[5, 0, 5, 9]]}}))
+    assert v.parameter == f"{asd}.boundingBoxes[0]" and "x1 < x2" in v.message
+    v = only(sync3(settings={"activeSpeakerDetection": {"coordinates": [-1, 0],
+                                                        "frameNumber": 0}}))
+    assert v.parameter == f"{asd}.coordinates"
+
+
+def test_check_media_kinds() -> None:
+    v, a, i = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    image = spec.MediaFacts(kind="image", width=8, height=8)
+    silent = spec.MediaFacts(kind="video", width=8, height=8, frame_count=4, fps=4.0)
+    facts = {v: VIDEO, a: AUDIO, i: image}
+    assert media(ovi(inputs={"image": i}), facts) == []
+    got = spec.check_media(ovi(inputs={"image": a}), facts.get)
+    assert [(x.parameter, x.code) for x in got] == [("inputs.image", "invalidImage")]
+    assert media(sync3(inputs={"video": a, "audio": a}), facts) == ["inputs.video"]
+    assert media(sync3(inputs={"video": v, "audio": i}), facts) == ["inputs.audio"]
+    assert media(sync3(inputs={"video": v, "audio": v}), {v: silent}) == ["inputs.audio"]
+    unreadable = {a: spec.MediaFacts(kind="unreadable", problem="not valid base64")}
+    assert media(sync3(inputs={"video": v, "audio": a}), {**facts, **unreadable}) == [
+        "inputs.audio"]

@@ -614,9 +614,16 @@ def _stream_facts(container: Any, label: Any) -> tuple[Any, Any, float, int, int
 
 
 def probe_video(path: Path | str | BinaryIO) -> VideoInfo:
-    """A video's fps, size, frame count and audio facts from its headers (no decoding)."""
+    """A video's fps, size, frame count and audio facts from its headers (no decoding).
+
+    When the headers hold no frame count (WEBM, MKV) the video packets are counted
+    (demuxed, not decoded): sync-3's frame-number, box and segment-end checks need the
+    exact count, the one Runware and the offline double get by decoding.
+    """
     with _open_result(path) as container:
         vs, audio, fps, count, width, height = _stream_facts(container, path)
+        if not vs.frames:
+            count = sum(1 for packet in container.demux(vs) if packet.size) or count
         return VideoInfo(
             fps=fps, frame_count=count, width=width, height=height,
             duration=count / fps if fps else 0.0, has_audio=audio is not None,

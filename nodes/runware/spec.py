@@ -7,10 +7,16 @@ The schemas are Runware's own (``spec/*.openapi.json``, ``RequestBody.items``: J
 * replaces ``multipleOf`` with a decimal-exact version (``0.57`` is a multiple of ``0.01``),
 * turns the schemas' ``anyOf`` / ``oneOf`` / ``not`` / ``if``-``then`` failures into
   readable sentences,
-* adds the rules the specs state only in prose (cache step order, segment order, ...).
+* adds the rules the specs state only in prose (cache step order, segment order, ...),
+* refuses what JSON cannot carry (NaN, infinities, unpaired surrogates) and, for any JSON
+  value at all, returns violations instead of raising,
+* checks the rules that need the referenced media (``check_media``: segment ends, speaker
+  point, frame number, boxes, media kinds) from facts the caller supplies.
 
-It is used both by the nodes (pre-flight checks, before anything is uploaded or paid for)
-and by the local Runware test double.
+It is the pack's one reading of the specs: the nodes (pre-flight checks, before anything
+is uploaded or paid for) and the local Runware test double both call it, so they cannot
+disagree. The decisions are documented for users in web/docs/RunwareSync3.md and the
+other help pages.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
@@ -156,12 +163,15 @@ def is_multiple_of(value: float | int, step: float | int) -> bool:
     if isinstance(value, int) and isinstance(step, int):
         return value % step == 0
     dv, ds = _as_decimal(value), _as_decimal(step)
-    if dv is None or ds is None or ds == 0:
+    if dv is None or ds is None or ds == 0 or not (dv.is_finite() and ds.is_finite()):
         return False
-    try:
-        return dv % ds == 0
-    except InvalidOperation:
-        return False
+    with localcontext() as ctx:
+        # Enough digits for the integer quotient of any double (1e308 / 0.01 is exact).
+        ctx.prec = 800
+        try:
+            return dv % ds == 0
+        except InvalidOperation:
+            return False
 
 
 def _multiple_of(
@@ -169,6 +179,8 @@ def _multiple_of(
 ) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "number"):
         return
+    if isinstance(instance, float) and not math.isfinite(instance):
+        return  # reported once, as "must be a finite number"
     if not is_multiple_of(instance, step):
         yield ValidationError(f"{instance!r} is not a multiple of {step}")
 
@@ -280,9 +292,16 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+def short_json(value: Any, limit: int = 60) -> str:
+    """A short, printable rendering of any JSON value for a message."""
+    try:
+        text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_short = short_json
 
 
 _TYPE_NAMES = {
@@ -496,36 +515,223 @@ def _translate(
     return [SpecViolation(path, f"{label}: {error.message}")]
 
 
-# --------------------------------------------------------------------------- prose rules
+# --------------------------------------------------------------------------- one reading
+#
+# The rules below are the pack's one reading of what the specs say in prose (or leave to
+# the media). The node pre-flight (tasks.py) and the local test double both call them, so
+# a graph the nodes accept offline is accepted by the double, and the other way round.
+# Each rule is documented for users in the node help pages (web/docs/).
+
+TIME_STEP = 0.01  # seconds: every time in the sync-3 spec is a multipleOf 0.01
+CALLBACK_SCHEMES = ("http", "https")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _as_int(value: Any) -> int | None:
+    """An integer as JSON Schema reads one (``30`` and ``30.0``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
 
 
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_num(value: Any) -> TypeGuard[float]:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (not isinstance(value, float) or math.isfinite(value))
+    )
+
+
+def time_limit(length: float) -> float:
+    """The latest time on the spec's 0.01 s grid inside media of ``length`` seconds.
+
+    Times are multiples of 0.01 s while a clip's length is frames / fps (2.0833 s for 25
+    frames at 12 fps), so a segment may end at the length rounded *up* to the grid (2.09),
+    never later: the tolerance is under one 0.01 s step.
+    """
+    if not math.isfinite(length) or length <= 0:
+        return 0.0
+    return math.ceil(length / TIME_STEP - 1e-6) * TIME_STEP
+
+
+def _within(value: float, limit: float) -> bool:
+    return value <= limit + 1e-9
+
+
+def find_surrogate(text: str) -> int | None:
+    """Index of the first unpaired UTF-16 surrogate (U+D800-U+DFFF) in ``text``, or None.
+
+    Such a character cannot be encoded as UTF-8: it is usually half of an emoji cut off by
+    copy and paste.
+    """
+    for index, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            return index
+    return None
+
+
+def _encoding_violations(task: Mapping[str, Any]) -> list[SpecViolation]:
+    """Values JSON cannot carry: NaN / infinite numbers, unpaired surrogates in strings.
+
+    Walks the task iteratively (a hostile task may be nested deeper than Python's stack).
+    """
+    out: list[SpecViolation] = []
+    stack: list[tuple[Any, list[str | int]]] = [(task, [])]
+    while stack and len(out) < 20:
+        value, path = stack.pop()
+        where = join_path(path) or "the task"
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(SpecViolation(
+                join_path(path), f"{where} must be a finite number (got {value})"))
+        elif isinstance(value, str):
+            index = find_surrogate(value)
+            if index is not None:
+                out.append(SpecViolation(
+                    join_path(path),
+                    f"{where} contains an unpaired surrogate character "
+                    f"(U+{ord(value[index]):04X} at character {index}), which cannot be "
+                    "sent as UTF-8: delete and retype that character",
+                ))
+        elif isinstance(value, Mapping):
+            for key, child in value.items():
+                if isinstance(key, str) and find_surrogate(key) is not None:
+                    out.append(SpecViolation(
+                        join_path([*path, key]),
+                        f"a parameter name under {where} contains an unpaired surrogate "
+                        "character",
+                    ))
+                    continue
+                stack.append((child, [*path, str(key)]))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((child, [*path, i]) for i, child in enumerate(value))
+    out.sort(key=lambda v: v.parameter)
+    return out
+
+
+def url_scheme_problem(value: Any, where: str, purpose: str) -> str | None:
+    """Why ``value`` is not an http(s) URL Runware can use, or None when it is.
+
+    ``purpose`` finishes the sentence "Runware ...", e.g. "POSTs each result there".
+    Only strings that are absolute URIs are judged here (the schema's ``format: uri``
+    reports the rest).
+    """
+    if not isinstance(value, str) or not is_absolute_uri(value):
+        return None
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in CALLBACK_SCHEMES:
+        return None
+    return (f"{where} must be an http:// or https:// URL: Runware {purpose} "
+            f"(got a {scheme}: URL)")
+
+
+def _url_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
+    out: list[SpecViolation] = []
+    for name, purpose in (
+        ("webhookURL", "sends each finished result there by HTTP POST"),
+        ("uploadEndpoint", "uploads the file there by HTTP PUT"),
+    ):
+        problem = url_scheme_problem(task.get(name), name, purpose)
+        if problem:
+            out.append(SpecViolation(name, problem))
+    return out
+
+
+def media_refs(task: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(API path, value) of every media reference a task holds (any model)."""
+    refs: list[tuple[str, Any]] = []
+    inputs = task.get("inputs")
+    if isinstance(inputs, Mapping):
+        refs += [(f"inputs.{k}", inputs[k]) for k in ("image", "video", "audio") if k in inputs]
+    settings = task.get("settings")
+    segments = settings.get("segments") if isinstance(settings, Mapping) else None
+    if isinstance(segments, list):
+        refs += [
+            (f"settings.segments[{i}].audio", seg["audio"])
+            for i, seg in enumerate(segments)
+            if isinstance(seg, Mapping) and "audio" in seg
+        ]
+    return refs
+
+
+_INLINE_IMAGE = re.compile(r"^data:image\/[a-zA-Z]+;base64,[a-zA-Z0-9+/=]+$")
+_BARE_BASE64 = re.compile(r"^[a-zA-Z0-9+/=]+$")
+
+
+def is_inline_image(value: str) -> bool:
+    """A data URI of an image or bare base64: Ovi's inline ``inputs.image`` forms."""
+    return bool(_INLINE_IMAGE.match(value) or _BARE_BASE64.match(value))
+
+
+def is_remote_url(value: Any) -> bool:
+    """An http(s) URL: media the service downloads itself."""
+    return (
+        isinstance(value, str)
+        and is_absolute_uri(value)
+        and urlsplit(value).scheme.lower() in CALLBACK_SCHEMES
+    )
+
+
+def _media_ref_rules(task: Mapping[str, Any], model: str) -> list[SpecViolation]:
+    out: list[SpecViolation] = []
+    for where, ref in media_refs(task):
+        if not isinstance(ref, str) or is_uuid(ref):
+            continue
+        if model == OVI_MODEL and is_inline_image(ref):
+            continue
+        if model == SYNC3_MODEL and ref[:5].lower() == "data:":
+            out.append(SpecViolation(
+                where,
+                f"{where} must be a UUID or a URL, not inline data: upload the file "
+                "first (mediaStorage) and pass its mediaUUID",
+            ))
+            continue
+        problem = url_scheme_problem(ref, where, "downloads media from there")
+        if problem:
+            out.append(SpecViolation(where, problem))
+    return out
+
+
+def _text_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
+    out: list[SpecViolation] = []
+    prompt = task.get("positivePrompt")
+    if isinstance(prompt, str) and not prompt.strip():
+        # The schema sets no minLength; "text describing elements to include" cannot be
+        # blank, and a blank prompt is a paid job that generates nothing asked for.
+        out.append(SpecViolation(
+            "positivePrompt", "positivePrompt is blank: describe the video to generate",
+            "invalidPositivePrompt",
+        ))
+    speech = task.get("speech")
+    text = speech.get("text") if isinstance(speech, Mapping) else None
+    if isinstance(text, str) and text and not text.strip():
+        out.append(SpecViolation(
+            "speech.text", "speech.text is blank: give the text to speak"))
+    return out
 
 
 def _ovi_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
     out: list[SpecViolation] = []
-    fps = task.get("fps")
-    if _is_int(fps) and fps < 1:
+    fps = _as_int(task.get("fps"))
+    if fps is not None and fps < 1:
         # The schema only caps fps (max 120); a frame rate below 1 cannot be generated.
         out.append(SpecViolation("fps", f"fps must be between 1 and 120 (got {fps})"))
     acc = task.get("acceleratorOptions")
     if not isinstance(acc, Mapping):
         return out
-    steps = task.get("steps", OVI_DEFAULT_STEPS)
-    start, end = acc.get("cacheStartStep"), acc.get("cacheEndStep")
-    if _is_int(end) and _is_int(steps) and end > steps:
+    steps_value = task.get("steps", OVI_DEFAULT_STEPS)
+    steps = _as_int(steps_value)
+    start, end = _as_int(acc.get("cacheStartStep")), _as_int(acc.get("cacheEndStep"))
+    if end is not None and steps is not None and end > steps:
         out.append(
             SpecViolation(
                 "acceleratorOptions.cacheEndStep",
                 f"acceleratorOptions.cacheEndStep must be at most steps ({steps}), got {end}",
             )
         )
-    if _is_int(start) and _is_int(end) and start >= end:
+    if start is not None and end is not None and start >= end:
         out.append(
             SpecViolation(
                 "acceleratorOptions.cacheEndStep",
@@ -533,8 +739,21 @@ def _ovi_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
                 f"(cacheStartStep={start}, cacheEndStep={end})",
             )
         )
-    pstart, pend = acc.get("cacheStartStepPercentage"), acc.get("cacheEndStepPercentage")
-    if _is_int(pstart) and _is_int(pend) and pstart >= pend:
+    if (start is not None and steps is not None and start >= steps
+            and "cacheEndStep" not in acc):
+        # Without an end step caching runs to the last step, so it must start before it
+        # (cacheEndStep "less than or equal to steps", cacheStartStep "less than" the end).
+        out.append(
+            SpecViolation(
+                "acceleratorOptions.cacheStartStep",
+                f"acceleratorOptions.cacheStartStep must be less than steps ({steps}) "
+                f"when no cacheEndStep is given (got {start}): caching would start after "
+                "the last step",
+            )
+        )
+    pstart = _as_int(acc.get("cacheStartStepPercentage"))
+    pend = _as_int(acc.get("cacheEndStepPercentage"))
+    if pstart is not None and pend is not None and pstart >= pend:
         out.append(
             SpecViolation(
                 "acceleratorOptions.cacheEndStepPercentage",
@@ -546,46 +765,60 @@ def _ovi_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
     return out
 
 
+def _speaker(task: Mapping[str, Any]) -> Mapping[str, Any]:
+    settings = task.get("settings")
+    asd = settings.get("activeSpeakerDetection") if isinstance(settings, Mapping) else None
+    return asd if isinstance(asd, Mapping) else {}
+
+
+def _box(value: Any) -> tuple[float, float, float, float] | None:
+    if isinstance(value, list) and len(value) == 4 and all(_is_num(v) for v in value):
+        return float(value[0]), float(value[1]), float(value[2]), float(value[3])
+    return None
+
+
 def _sync3_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
     out: list[SpecViolation] = []
-    refs: list[tuple[str, Any]] = []
-    inputs = task.get("inputs")
-    if isinstance(inputs, Mapping):
-        refs += [(f"inputs.{k}", inputs.get(k)) for k in ("video", "audio")]
+    where = "settings.activeSpeakerDetection"
+    asd = _speaker(task)
+    coords = asd.get("coordinates")
+    if (isinstance(coords, list) and len(coords) == 2 and all(_is_num(c) for c in coords)
+            and (coords[0] < 0 or coords[1] < 0)):
+        out.append(SpecViolation(
+            f"{where}.coordinates",
+            f"{where}.coordinates {_short(coords)} must not be negative (pixels from the "
+            "top-left corner of the frame)",
+        ))
+    boxes = asd.get("boundingBoxes")
+    if isinstance(boxes, list):
+        for j, raw in enumerate(boxes):
+            box = _box(raw)
+            if box is None:
+                continue
+            x1, y1, x2, y2 = box
+            if not (0 <= x1 < x2 and 0 <= y1 < y2):
+                out.append(SpecViolation(
+                    f"{where}.boundingBoxes[{j}]",
+                    f"{where}.boundingBoxes[{j}] {_short(raw)} must be [x1, y1, x2, y2] "
+                    "with 0 <= x1 < x2 and 0 <= y1 < y2 (top-left, then bottom-right corner)",
+                ))
+                break  # one is enough: a list of boxes is usually wrong as a whole
     settings = task.get("settings")
     segments = settings.get("segments") if isinstance(settings, Mapping) else None
-    if isinstance(segments, list):
-        refs += [
-            (f"settings.segments[{i}].audio", seg.get("audio"))
-            for i, seg in enumerate(segments)
-            if isinstance(seg, Mapping)
-        ]
-    for where, ref in refs:
-        if isinstance(ref, str) and ref[:5].lower() == "data:":
-            out.append(
-                SpecViolation(
-                    where,
-                    f"{where} must be a UUID or a URL, not inline data: upload the file "
-                    "first (mediaStorage) and pass its mediaUUID",
-                )
-            )
-    if not isinstance(settings, Mapping):
-        return out
-    segments = settings.get("segments")
     if not isinstance(segments, list):
         return out
     spans: list[tuple[float, float, int]] = []
     for i, seg in enumerate(segments):
         if not isinstance(seg, Mapping):
             continue
-        where = f"settings.segments[{i}]"
+        at = f"settings.segments[{i}]"
         start, end = seg.get("startTime"), seg.get("endTime")
         if _is_num(start) and _is_num(end):
             if end <= start:
                 out.append(
                     SpecViolation(
-                        f"{where}.endTime",
-                        f"{where}.endTime must be greater than startTime "
+                        f"{at}.endTime",
+                        f"{at}.endTime must be greater than startTime "
                         f"(startTime={_num(start)}, endTime={_num(end)})",
                     )
                 )
@@ -595,11 +828,14 @@ def _sync3_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
         if _is_num(astart) and _is_num(aend) and aend <= astart:
             out.append(
                 SpecViolation(
-                    f"{where}.audioEndTime",
-                    f"{where}.audioEndTime must be greater than audioStartTime "
+                    f"{at}.audioEndTime",
+                    f"{at}.audioEndTime must be greater than audioStartTime "
                     f"(audioStartTime={_num(astart)}, audioEndTime={_num(aend)})",
                 )
             )
+    # Overlaps stay refused: each segment is "a video time range with its own audio"
+    # (sync.so's segments guide); the same frames cannot be lip-synced to two audio
+    # sources, and no source documents what the service would do. Touching is fine.
     spans.sort()
     for (s0, e0, i0), (s1, e1, i1) in zip(spans, spans[1:], strict=False):
         if s1 < e0 - 1e-9:
@@ -608,10 +844,184 @@ def _sync3_rules(task: Mapping[str, Any]) -> list[SpecViolation]:
                     f"settings.segments[{i1}].startTime",
                     f"segments must not overlap: settings.segments[{i1}] "
                     f"({_num(s1)}-{_num(e1)} s) overlaps settings.segments[{i0}] "
-                    f"({_num(s0)}-{_num(e0)} s)",
+                    f"({_num(s0)}-{_num(e0)} s); the same frames cannot follow two audio "
+                    "sources",
                 )
             )
     return out
+
+
+# --------------------------------------------------------------------------- media rules
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """What is known about one referenced medium (an upload, a result, inline data).
+
+    ``kind`` is "image", "video", "audio", or "unreadable" (with ``problem`` saying why).
+    For a video, ``frame_count`` and ``fps`` define its length (frames / fps), the same
+    way on both sides of the pre-flight: the node's probe and the double's.
+    """
+
+    kind: str
+    width: int | None = None
+    height: int | None = None
+    frame_count: int | None = None
+    fps: float | None = None
+    duration: float | None = None
+    has_audio: bool = False
+    problem: str = ""
+
+    @property
+    def length(self) -> float | None:
+        """Seconds: frames / fps for a video, else the stated duration."""
+        if self.frame_count and self.fps:
+            return self.frame_count / self.fps
+        return self.duration
+
+
+MediaLookup = Callable[[str], "MediaFacts | None"]
+
+
+def _kind_problem(facts: MediaFacts, where: str, ref: str, wanted: str) -> SpecViolation | None:
+    if facts.kind == "unreadable":
+        code = "invalidImage" if wanted == "image" else "invalidMedia"
+        return SpecViolation(where, f"{where}: {facts.problem or 'not readable media'}", code)
+    if wanted == "image" and facts.kind != "image":
+        return SpecViolation(where, f"{where}: {_short(ref, 50)} is a {facts.kind}, not an image",
+                             "invalidImage")
+    if wanted == "video" and facts.kind != "video":
+        return SpecViolation(where, f"{where}: {_short(ref, 50)} is a {facts.kind}, not a video",
+                             "invalidMedia")
+    if wanted == "audio" and not (facts.kind == "audio"
+                                  or (facts.kind == "video" and facts.has_audio)):
+        return SpecViolation(where, f"{where}: {_short(ref, 50)} has no audio track",
+                             "invalidMedia")
+    return None
+
+
+def check_media(task: Mapping[str, Any], lookup: MediaLookup) -> list[SpecViolation]:
+    """The rules that need the referenced media, for a task ``validate_task`` accepted.
+
+    ``lookup(ref)`` returns the facts of a reference, or None when they are unknown (a
+    remote URL the service would download): rules needing unknown facts are skipped, by
+    the node pre-flight and the double alike.
+
+    * media kinds: Ovi's image is an image; sync-3's video a video, its audio (and each
+      segment's) audio or a video with a sound track;
+    * a segment's ``endTime`` is within the video, and its ``audioEndTime`` within its
+      audio, both up to the length rounded up to 0.01 s (:func:`time_limit`);
+    * ``frameNumber`` is an index into the frames: 0 <= frameNumber < frame count;
+    * ``coordinates`` [x, y] is a pixel of the frame: 0 <= x < width, 0 <= y < height;
+    * ``boundingBoxes`` has one box per frame ("per-frame ... across the clip"), each
+      inside the frame: x2 <= width and y2 <= height.
+    """
+    model = task.get("model")
+    out: list[SpecViolation] = []
+
+    def facts_of(where: str, wanted: str) -> MediaFacts | None:
+        ref = _value_at(task, where)
+        if not isinstance(ref, str):
+            return None
+        facts = lookup(ref)
+        if facts is None:
+            return None
+        problem = _kind_problem(facts, where, ref, wanted)
+        if problem is not None:
+            out.append(problem)
+            return None
+        return facts
+
+    if model == OVI_MODEL:
+        if has_path(task, "inputs.image"):
+            facts_of("inputs.image", "image")
+        return out
+    if model != SYNC3_MODEL:
+        return out
+    video = facts_of("inputs.video", "video") if has_path(task, "inputs.video") else None
+    if has_path(task, "inputs.audio"):
+        facts_of("inputs.audio", "audio")
+    settings = task.get("settings")
+    segments = settings.get("segments") if isinstance(settings, Mapping) else None
+    clip = video.length if video is not None else None
+    for i, seg in enumerate(segments if isinstance(segments, list) else []):
+        if not isinstance(seg, Mapping):
+            continue
+        at = f"settings.segments[{i}]"
+        audio = facts_of(f"{at}.audio", "audio") if "audio" in seg else None
+        end = seg.get("endTime")
+        if clip and _is_num(end) and not _within(end, time_limit(clip)):
+            out.append(SpecViolation(
+                f"{at}.endTime",
+                f"{at}.endTime ({_num(end)}) is past the end of the video ({clip:.3f} s): "
+                f"a segment must end by {time_limit(clip):.2f} s",
+            ))
+        aend = seg.get("audioEndTime")
+        alen = audio.length if audio is not None else None
+        if alen and _is_num(aend) and not _within(aend, time_limit(alen)):
+            out.append(SpecViolation(
+                f"{at}.audioEndTime",
+                f"{at}.audioEndTime ({_num(aend)}) is past the end of its audio "
+                f"({alen:.3f} s): use at most {time_limit(alen):.2f} s",
+            ))
+    if video is None:
+        return out
+    where = "settings.activeSpeakerDetection"
+    asd = _speaker(task)
+    frames, width, height = video.frame_count, video.width, video.height
+    frame = _as_int(asd.get("frameNumber"))
+    if frames and frame is not None and frame >= frames:
+        out.append(SpecViolation(
+            f"{where}.frameNumber",
+            f"{where}.frameNumber must be below the video's frame count ({frames}; the "
+            f"first frame is 0), got {frame}",
+        ))
+    coords = asd.get("coordinates")
+    if (width and height and isinstance(coords, list) and len(coords) == 2
+            and all(_is_num(c) for c in coords)):
+        x, y = coords
+        if not (0 <= x < width and 0 <= y < height):
+            out.append(SpecViolation(
+                f"{where}.coordinates",
+                f"{where}.coordinates [{_num(x)}, {_num(y)}] must be a pixel of the "
+                f"{width}x{height} frame: 0 <= x < {width} and 0 <= y < {height}",
+            ))
+    boxes = asd.get("boundingBoxes")
+    if isinstance(boxes, list):
+        if frames and len(boxes) != frames:
+            out.append(SpecViolation(
+                f"{where}.boundingBoxes",
+                f"{where}.boundingBoxes needs one box per frame: the video has {frames} "
+                f"frames, got {len(boxes)} boxes",
+            ))
+        for j, raw in enumerate(boxes):
+            box = _box(raw)
+            if box is None or not (width and height):
+                continue
+            if box[2] > width or box[3] > height:
+                out.append(SpecViolation(
+                    f"{where}.boundingBoxes[{j}]",
+                    f"{where}.boundingBoxes[{j}] {_short(raw)} reaches outside the "
+                    f"{width}x{height} frame: x2 <= {width} and y2 <= {height}",
+                ))
+                break
+    return out
+
+
+def _value_at(task: Mapping[str, Any], where: str) -> Any:
+    """The value at a path like ``settings.segments[1].audio`` (None when absent)."""
+    node: Any = task
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", where):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(node, list) or index >= len(node):
+                return None
+            node = node[index]
+        else:
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+    return node
 
 
 # --------------------------------------------------------------------------- entry point
@@ -624,14 +1034,26 @@ def validate_task(
 
     With ``text_only_ovi_allowed`` (the default) an Ovi task without ``inputs`` is fine
     (text-to-video); an ``inputs`` object that is present still needs ``image``.
+    Media-dependent rules are in :func:`check_media`. Never raises for any JSON value.
     """
     if not isinstance(task, Mapping):
         return [SpecViolation("", "a task must be a JSON object", "invalidParameter")]
+    encoding = _encoding_violations(task)
+    if encoding:
+        return encoding
     model = task.get("model")
     if model is None:
         return [
             SpecViolation(
                 "model", f"model is required (one of {', '.join(MODELS)})", "missingParameter"
+            )
+        ]
+    if not isinstance(model, str):
+        return [
+            SpecViolation(
+                "model",
+                f"model must be a string, one of {', '.join(MODELS)} (got {_short(model)})",
+                "invalidParameter",
             )
         ]
     if model not in _SPEC_FILES:
@@ -648,6 +1070,7 @@ def validate_task(
     out: list[SpecViolation] = []
     errors = sorted(validator.iter_errors(task), key=lambda e: (list(map(str, e.path)), e.message))
     rules = _ovi_rules(task) if model == OVI_MODEL else _sync3_rules(task)
+    rules += _text_rules(task) + _url_rules(task) + _media_ref_rules(task, model)
     for violation in [v for e in errors for v in _translate(e, root, task)] + rules:
         if violation not in seen:
             seen.add(violation)
@@ -656,17 +1079,29 @@ def validate_task(
 
 
 __all__ = [
+    "CALLBACK_SCHEMES",
     "FORMAT_CHECKER",
     "MODELS",
     "OVI_DEFAULT_STEPS",
     "OVI_MODEL",
     "SYNC3_MODEL",
+    "TIME_STEP",
+    "MediaFacts",
+    "MediaLookup",
     "SpecViolation",
+    "check_media",
+    "find_surrogate",
     "has_path",
     "is_absolute_uri",
+    "is_inline_image",
     "is_multiple_of",
+    "is_remote_url",
     "is_uuid",
     "join_path",
+    "media_refs",
+    "short_json",
     "task_schema",
+    "time_limit",
+    "url_scheme_problem",
     "validate_task",
 ]

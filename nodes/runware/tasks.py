@@ -8,6 +8,7 @@ violation reported under the **node input** the user can change, not only the AP
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,16 @@ from typing import Any
 
 from .errors import ValidationError
 from .ovi_prompt import check_prompt
-from .spec import OVI_MODEL, SYNC3_MODEL, SpecViolation, validate_task
+from .spec import (
+    OVI_MODEL,
+    SYNC3_MODEL,
+    MediaFacts,
+    SpecViolation,
+    check_media,
+    find_surrogate,
+    url_scheme_problem,
+    validate_task,
+)
 
 SAFETY_MODES = ("off", "fast", "full")
 OUTPUT_FORMATS = ("MP4", "WEBM", "MOV")
@@ -132,6 +142,32 @@ def raise_for_violations(
     )
 
 
+def check_node_inputs(node: str, **values: Any) -> None:
+    """NaN / infinite floats and unpaired surrogates in text: an error naming the input.
+
+    Called first by every node builder (keyword = the input's name as the error should
+    show it). JSON cannot carry either, and both would otherwise surface later as a
+    confusing range error, a silent default, or a crash while encoding the request.
+    """
+    for name, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(
+                f"{node}: {name} is {value}, not a number", parameter=name,
+                hint=f"Set {name} to a finite number (it may come from a hand-edited "
+                "workflow or an API prompt).",
+            )
+        if isinstance(value, str):
+            index = find_surrogate(value)
+            if index is not None:
+                raise ValidationError(
+                    f"{node}: {name} contains an unpaired surrogate character "
+                    f"(U+{ord(value[index]):04X} at character {index}) that cannot be sent "
+                    "as UTF-8", parameter=name,
+                    hint="It is usually half of an emoji cut off by copy and paste: delete "
+                    "that character and type it again.",
+                )
+
+
 # -- shared option groups ------------------------------------------------------------
 
 
@@ -154,12 +190,28 @@ def apply_output_options(
 
 
 def delivery_options(webhook_url: str = "", upload_endpoint: str = "", ttl: int = 0) -> dict:
-    """The ``RunwareDelivery`` node's value: only what the user set is sent."""
+    """The ``RunwareDelivery`` node's value: only what the user set is sent.
+
+    Both URLs must be http(s): Runware POSTs / PUTs to them (the spec's own words).
+    """
+    check_node_inputs("RunwareDelivery", **{"delivery.webhook_url": webhook_url,
+                                            "delivery.upload_endpoint": upload_endpoint})
     options: dict[str, Any] = {}
-    if webhook_url and webhook_url.strip():
-        options["webhookURL"] = webhook_url.strip()
-    if upload_endpoint and upload_endpoint.strip():
-        options["uploadEndpoint"] = upload_endpoint.strip()
+    for name, field_name, purpose, value in (
+        ("webhook_url", "webhookURL", "sends each finished result there by HTTP POST",
+         webhook_url),
+        ("upload_endpoint", "uploadEndpoint", "uploads the file there by HTTP PUT",
+         upload_endpoint),
+    ):
+        if not (value and value.strip()):
+            continue
+        problem = url_scheme_problem(value.strip(), name, purpose)
+        if problem:
+            raise ValidationError(
+                f"RunwareDelivery: {problem}", parameter=f"delivery.{name}",
+                hint="Use the http:// or https:// address of your endpoint, or leave it empty.",
+            )
+        options[field_name] = value.strip()
     if ttl:
         if int(ttl) < 60:
             raise ValidationError(
@@ -183,6 +235,8 @@ def accelerator_options(
     Cache start/end are given in one unit, steps or percent, so the spec's "not both"
     rule holds by construction; -1 leaves a bound unset.
     """
+    check_node_inputs("RunwareAccelerator",
+                      **{"accelerator.tea_cache_distance": tea_cache_distance})
     if cache_unit not in CACHE_UNITS:
         raise ValidationError(
             f"accelerator.cache_unit must be steps or percent, got {cache_unit!r}",
@@ -225,6 +279,10 @@ def prepare_ovi(
     task_uuid: str | None = None,
 ) -> PreparedJob:
     """Build and check an Ovi task. Raises ValidationError naming the node input."""
+    check_node_inputs("RunwareOvi", prompt=prompt, video_cfg_scale=video_cfg_scale,
+                      audio_cfg_scale=audio_cfg_scale,
+                      video_negative_prompt=video_negative_prompt,
+                      audio_negative_prompt=audio_negative_prompt)
     check_prompt(prompt, input_name="prompt")
     advanced: dict[str, Any] = {
         "videoCFGScale": float(video_cfg_scale),
@@ -262,7 +320,10 @@ def prepare_ovi(
         # Ovi discrepancy in the protocol notes).
         task["inputs"] = {"image": placeholder}
         uploads.append(Upload("image", placeholder, image_png, "image/png", "imageUpload"))
-    raise_for_violations(validate_task(task), {**OVI_FIELDS, **DELIVERY_FIELDS}, "RunwareOvi")
+    violations = validate_task(task)
+    if not violations:  # the same media rules the double applies (an image is an image)
+        violations = check_media(task, {PLACEHOLDER.format(1): MediaFacts(kind="image")}.get)
+    raise_for_violations(violations, {**OVI_FIELDS, **DELIVERY_FIELDS}, "RunwareOvi")
     return PreparedJob(OVI_MODEL, task, uploads)
 
 
@@ -270,7 +331,6 @@ def prepare_ovi(
 
 SYNC_MODES = ("cut_off", "bounce", "silence", "remap")
 SPEAKER_MODES = ("auto", "point", "boxes")
-TIME_TOLERANCE = 0.01  # seconds: the spec's time resolution
 
 SYNC3_FIELDS: dict[str, str] = {
     "inputs.video": "video",
@@ -358,87 +418,26 @@ def _seconds(value: float) -> float:
     return round(float(value), 2)
 
 
-def _check_segments(segments: list[Segment], video: VideoFacts) -> list[dict[str, Any]]:
+def _segment_items(segments: list[Segment]) -> list[dict[str, Any]]:
+    """The API's ``settings.segments``: times on the spec's 0.01 s grid."""
     out: list[dict[str, Any]] = []
     for i, seg in enumerate(segments, start=1):
-        name = f"segments[{i}]"
-        start, end = _seconds(seg.start_time), _seconds(seg.end_time)
-        if end <= start:
-            raise ValidationError(
-                f"{name}: end_time {end} s must be after start_time {start} s",
-                parameter="segments", hint="Fix the times on that Runware sync-3 Segment node.",
-            )
-        if end > video.duration + TIME_TOLERANCE:
-            raise ValidationError(
-                f"{name}: end_time {end} s is past the end of the video ({video.duration:.2f} s)",
-                parameter="segments", hint=f"Use an end_time of at most {video.duration:.2f}.",
-            )
-        item: dict[str, Any] = {"startTime": start, "endTime": end,
+        item: dict[str, Any] = {"startTime": _seconds(seg.start_time),
+                                "endTime": _seconds(seg.end_time),
                                 "audio": PLACEHOLDER.format(100 + i)}
-        given = (seg.audio_start_time is not None, seg.audio_end_time is not None)
-        if given[0] != given[1]:
-            raise ValidationError(
-                f"{name}: audio_start_time and audio_end_time go together",
-                parameter="segments", hint="Set both (a range in the segment's audio) or neither.",
-            )
-        if seg.audio_start_time is not None and seg.audio_end_time is not None:
-            a_start, a_end = _seconds(seg.audio_start_time), _seconds(seg.audio_end_time)
-            if a_end <= a_start:
-                raise ValidationError(
-                    f"{name}: audio_end_time {a_end} s must be after audio_start_time "
-                    f"{a_start} s", parameter="segments",
-                )
-            if a_end > seg.audio_duration + TIME_TOLERANCE:
-                raise ValidationError(
-                    f"{name}: audio_end_time {a_end} s is past the end of its audio "
-                    f"({seg.audio_duration:.2f} s)", parameter="segments",
-                    hint=f"Use an audio_end_time of at most {seg.audio_duration:.2f}.",
-                )
-            item["audioStartTime"], item["audioEndTime"] = a_start, a_end
+        if seg.audio_start_time is not None:
+            item["audioStartTime"] = _seconds(seg.audio_start_time)
+        if seg.audio_end_time is not None:
+            item["audioEndTime"] = _seconds(seg.audio_end_time)
         out.append(item)
-    ordered = sorted(out, key=lambda s: s["startTime"])
-    for before, after in zip(ordered, ordered[1:], strict=False):
-        if after["startTime"] < before["endTime"] - 1e-9:
-            raise ValidationError(
-                f"segments overlap: {before['startTime']}-{before['endTime']} s and "
-                f"{after['startTime']}-{after['endTime']} s", parameter="segments",
-                hint="Make each segment end before the next one starts.",
-            )
     return out
 
 
-def _check_speaker(speaker: Mapping[str, Any], video: VideoFacts) -> dict[str, Any]:
-    detection = dict(speaker)
-    if "coordinates" in detection:
-        x, y = detection["coordinates"]
-        if not (0 <= x <= video.width and 0 <= y <= video.height):
-            raise ValidationError(
-                f"speaker point ({x}, {y}) is outside the {video.width}x{video.height} frame",
-                parameter="speaker.x/y",
-                hint=f"Use 0 <= x <= {video.width} and 0 <= y <= {video.height}.",
-            )
-        frame = int(detection.get("frameNumber", 0))
-        if video.frame_count and frame >= video.frame_count:
-            raise ValidationError(
-                f"speaker frame_number {frame} is past the video's last frame "
-                f"({video.frame_count} frames)", parameter="speaker.frame_number",
-                hint=f"Use a frame_number below {video.frame_count}.",
-            )
-    if "boundingBoxes" in detection:
-        boxes = detection["boundingBoxes"]
-        if video.frame_count and len(boxes) != video.frame_count:
-            raise ValidationError(
-                f"speaker boxes: {len(boxes)} boxes for a video of {video.frame_count} frames",
-                parameter="speaker.boxes", hint="Give exactly one [x1, y1, x2, y2] per frame.",
-            )
-        for i, (x1, y1, x2, y2) in enumerate(boxes):
-            if not (0 <= x1 < x2 <= video.width and 0 <= y1 < y2 <= video.height):
-                raise ValidationError(
-                    f"speaker boxes: box {i} {[x1, y1, x2, y2]} is empty or outside the "
-                    f"{video.width}x{video.height} frame", parameter="speaker.boxes",
-                    hint="Each box needs x1 < x2 <= width and y1 < y2 <= height.",
-                )
-    return detection
+def video_media_facts(video: VideoFacts) -> MediaFacts:
+    """What the spec's media rules need from the input video (see spec.check_media)."""
+    return MediaFacts(kind="video", width=video.width, height=video.height,
+                      frame_count=video.frame_count or None, fps=video.fps or None,
+                      duration=video.duration, has_audio=False)
 
 
 def prepare_sync3(
@@ -461,7 +460,12 @@ def prepare_sync3(
     delivery: Mapping[str, Any] | None = None,
     task_uuid: str | None = None,
 ) -> PreparedJob:
-    """Build and check a sync-3 task from converted media and what it reveals."""
+    """Build and check a sync-3 task from converted media and what it reveals.
+
+    The boundary rules (segment ends, speaker point, frame number, boxes) are the spec
+    module's ``check_media``, the same code the local double runs on the uploaded files.
+    """
+    check_node_inputs("RunwareSync3", speech_text=speech_text, voice=voice)
     speech_text = (speech_text or "").strip()
     check_sync3_sources(video=True, images=False, audio=audio_source is not None,
                         speech_text=bool(speech_text), segments=bool(segments),
@@ -481,20 +485,24 @@ def prepare_sync3(
         "outputType": "URL",
         "includeCost": True,
     }
+    facts: dict[str, MediaFacts] = {PLACEHOLDER.format(1): video_media_facts(video)}
     uploads = [Upload("video", PLACEHOLDER.format(1), video_source, video_mime, "mediaStorage")]
     if audio_source is not None:
         task["inputs"]["audio"] = PLACEHOLDER.format(2)
+        facts[PLACEHOLDER.format(2)] = MediaFacts(kind="audio")
         uploads.append(Upload("audio", PLACEHOLDER.format(2), audio_source, audio_mime,
                               "mediaStorage"))
     if speech_text:
         task["speech"] = {"text": speech_text, "voice": (voice or "").strip() or "auto"}
     if segments:
-        settings["segments"] = _check_segments(segments, video)
+        settings["segments"] = _segment_items(segments)
         for i, seg in enumerate(segments, start=1):
-            uploads.append(Upload(f"segments[{i}].audio", PLACEHOLDER.format(100 + i),
-                                  seg.source, seg.mime, "mediaStorage"))
+            placeholder = PLACEHOLDER.format(100 + i)
+            facts[placeholder] = MediaFacts(kind="audio", duration=seg.audio_duration)
+            uploads.append(Upload(f"segments[{i}].audio", placeholder, seg.source, seg.mime,
+                                  "mediaStorage"))
     if speaker:
-        settings["activeSpeakerDetection"] = _check_speaker(speaker, video)
+        settings["activeSpeakerDetection"] = dict(speaker)
     if tts:
         settings["tts"] = dict(tts)
     task["settings"] = settings
@@ -502,31 +510,75 @@ def prepare_sync3(
                          output_quality=output_quality, safety=safety)
     if delivery:
         task.update(delivery)
-    raise_for_violations(validate_task(task), {**SYNC3_FIELDS, **DELIVERY_FIELDS},
-                         "RunwareSync3")
+    violations = validate_task(task)
+    if not violations:
+        violations = check_media(task, facts.get)
+    raise_for_violations(violations, {**SYNC3_FIELDS, **DELIVERY_FIELDS}, "RunwareSync3")
     return PreparedJob(SYNC3_MODEL, task, uploads)
+
+
+def segment_options(start_time: float, end_time: float, audio_start_time: float = -1.0,
+                    audio_end_time: float = -1.0) -> dict[str, Any]:
+    """The times of one ``RunwareSync3Segment`` (seconds, rounded to the spec's 0.01 s).
+
+    -1 leaves an audio bound unset; the two audio bounds go together. Whether the
+    segment fits the video is checked by the sync-3 node, which knows the video.
+    """
+    check_node_inputs("RunwareSync3Segment", start_time=start_time, end_time=end_time,
+                      audio_start_time=audio_start_time, audio_end_time=audio_end_time)
+    if (audio_start_time >= 0) != (audio_end_time >= 0):
+        raise ValidationError(
+            "RunwareSync3Segment: audio_start_time and audio_end_time go together",
+            parameter="audio_end_time",
+            hint="Set both (a range in this audio) or leave both at -1.",
+        )
+    start, end = _seconds(start_time), _seconds(end_time)
+    if end <= start:
+        raise ValidationError(
+            f"RunwareSync3Segment: end_time {end} s must be after start_time {start} s",
+            parameter="end_time",
+        )
+    out: dict[str, Any] = {"start_time": start, "end_time": end,
+                           "audio_start_time": None, "audio_end_time": None}
+    if audio_start_time >= 0:
+        a_start, a_end = _seconds(audio_start_time), _seconds(audio_end_time)
+        if a_end <= a_start:
+            raise ValidationError(
+                f"RunwareSync3Segment: audio_end_time {a_end} s must be after "
+                f"audio_start_time {a_start} s", parameter="audio_end_time",
+            )
+        out["audio_start_time"], out["audio_end_time"] = a_start, a_end
+    return out
 
 
 def speaker_options(mode: str, x: float = 0, y: float = 0, frame_number: int = 0,
                     boxes: str = "") -> dict[str, Any]:
-    """The ``RunwareSync3Speaker`` node's value (``settings.activeSpeakerDetection``)."""
+    """The ``RunwareSync3Speaker`` node's value (``settings.activeSpeakerDetection``).
+
+    A point is a pixel of the frame (0 <= x < width); boxes are one [x1, y1, x2, y2] per
+    frame. Both are checked against the video by the sync-3 node.
+    """
+    check_node_inputs("RunwareSync3Speaker", x=x, y=y, boxes=boxes)
     if mode == "auto":
         return {"autoDetect": True}
     if mode == "point":
         return {"coordinates": [float(x), float(y)], "frameNumber": int(frame_number)}
     if mode == "boxes":
         try:
-            parsed = json.loads(boxes or "")
-        except json.JSONDecodeError as exc:
+            parsed = json.loads(boxes or "", parse_constant=_no_json_constant)
+        except ValueError as exc:
+            where = (f" ({exc.msg} at character {exc.pos})"
+                     if isinstance(exc, json.JSONDecodeError) else f" ({exc})")
             raise ValidationError(
-                f"speaker boxes is not valid JSON ({exc.msg} at character {exc.pos})",
+                f"speaker boxes is not valid JSON{where}",
                 parameter="boxes",
                 hint="Write a JSON list with one [x1, y1, x2, y2] per frame, e.g. "
                 "[[10, 20, 110, 140], [12, 20, 112, 140]].",
             ) from None
         if not isinstance(parsed, list) or not parsed or not all(
             isinstance(b, list) and len(b) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) for v in b)
             for b in parsed
         ):
             raise ValidationError(
@@ -540,9 +592,15 @@ def speaker_options(mode: str, x: float = 0, y: float = 0, frame_number: int = 0
     )
 
 
+def _no_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def tts_options(provider: str = "elevenlabs", stability: float = -1.0,
                 similarity_boost: float = -1.0) -> dict[str, Any]:
     """The ``RunwareSync3TTS`` node's value (``settings.tts``); -1 = provider default."""
+    check_node_inputs("RunwareSync3TTS", provider=provider, stability=stability,
+                      similarity_boost=similarity_boost)
     options: dict[str, Any] = {"provider": (provider or "").strip() or "elevenlabs"}
     if stability >= 0:
         options["stability"] = round(float(stability), 2)

@@ -7,6 +7,8 @@ Everything here is deliberately small and fast (tests run on two cores): the dou
   from the seed (same seed -> same pixels), optionally starting from a given image.
 * sync-3: the input video's frames (same size, fps and frame count) with a white "mouth"
   box whose height follows the new audio track.
+* Remote http(s) media (the double has no network): synthetic images, audio and video
+  derived from the URL.
 """
 
 from __future__ import annotations
@@ -582,6 +584,77 @@ def render_sync3(
     encode(Path(path), fmt, marked(), (width, height), fps, audio, audio_rate)
 
 
+# --------------------------------------------------------------------------- remote media
+#
+# The double has no network: a remote http(s) URL in a task or an upload is answered with
+# synthetic media, derived from the URL (same URL -> same content), so a graph that points
+# at media on the web still runs offline. The caller logs that it did so.
+
+SYNTHETIC_FPS = 24
+SYNTHETIC_SAMPLE_RATE = 16000
+_AUDIO_EXTS = ("wav", "mp3", "flac", "ogg", "m4a", "aac", "opus")
+_IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "gif", "bmp")
+
+
+def url_kind(url: str) -> str:
+    """What a remote URL most likely holds, from its file extension: image/audio/video."""
+    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    ext = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
+    if ext in _IMAGE_EXTS:
+        return "image"
+    if ext in _AUDIO_EXTS:
+        return "audio"
+    return "video"
+
+
+def _url_seed(url: str) -> int:
+    return zlib.crc32(url.encode("utf-8", "surrogatepass"))
+
+
+def synthetic_image(url: str, size: tuple[int, int] = (160, 96)) -> bytes:
+    """A PNG gradient whose colour follows the URL."""
+    width, height = size
+    colour = _seed_rng(_url_seed(url)).integers(40, 256, size=3, dtype=np.uint8)
+    ramp = np.linspace(0.5, 1.0, width, dtype=np.float32)[None, :, None]
+    rgb = np.broadcast_to(colour[None, None, :] * ramp, (height, width, 3)).astype(np.uint8)
+    return _png(np.ascontiguousarray(rgb))
+
+
+def synthetic_tone(url: str, seconds: float, rate: int = SYNTHETIC_SAMPLE_RATE) -> np.ndarray:
+    """Mono float audio (1, samples): a tone whose pitch follows the URL."""
+    n = max(1, round(max(seconds, 0.05) * rate))
+    freq = 180.0 + _url_seed(url) % 400
+    t = np.arange(n, dtype=np.float64) / rate
+    return (0.25 * np.sin(2 * np.pi * freq * t))[None, :].astype(np.float32)
+
+
+def write_synthetic_audio(path: Path, url: str, seconds: float) -> None:
+    """A mono 16-bit WAV of ``seconds`` (see :func:`synthetic_tone`)."""
+    rate = SYNTHETIC_SAMPLE_RATE
+    pcm = synthetic_tone(url, seconds, rate)
+    with av.open(str(path), mode="w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="mono")
+        for start in range(0, pcm.shape[1], 4096):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(pcm[:, start : start + 4096]), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def write_synthetic_video(
+    path: Path, url: str, seconds: float, size: tuple[int, int] = (160, 96),
+    fps: int = SYNTHETIC_FPS,
+) -> None:
+    """An MP4 (H.264 + AAC) of ``seconds``: a moving bar on a colour from the URL."""
+    frames = ovi_frames(_url_seed(url), fps, size, seconds, synthetic_image(url, size))
+    audio = synthetic_tone(url, seconds, OVI_SAMPLE_RATE)
+    encode(Path(path), "MP4", frames, size, Fraction(fps), audio, OVI_SAMPLE_RATE)
+
+
 def _png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
@@ -590,6 +663,7 @@ def _png(rgb: np.ndarray) -> bytes:
 
 __all__ = [
     "EXT_FOR_FORMAT",
+    "SYNTHETIC_FPS",
     "OUTPUT_FORMATS",
     "MediaError",
     "MediaInfo",
@@ -608,4 +682,9 @@ __all__ = [
     "segments_audio",
     "speech_audio",
     "stretch",
+    "synthetic_image",
+    "synthetic_tone",
+    "url_kind",
+    "write_synthetic_audio",
+    "write_synthetic_video",
 ]

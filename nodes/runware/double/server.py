@@ -18,6 +18,13 @@ Choices where the protocol is silent (documented here, tested in tests/test_doub
 * An ``authentication`` element must be first; it only gets a ``data`` item of its own when
   it is the only element. When both a header and an authentication element are sent, both
   must carry the right key.
+* Validation is the pack's own (``spec.validate_task`` + ``spec.check_media`` on the
+  stored files' facts), the reading the node pre-flight uses. NaN / Infinity literals and
+  over-deep JSON are ``invalidJSON``; a ``taskType`` or ``model`` of any JSON shape gets a
+  400 with a code, never a 500.
+* No network: a remote http(s) media URL (in a task or an upload) is accepted and
+  answered with synthetic media derived from the URL (a video long enough for the
+  request's segments, frame number and boxes); the log says so.
 * Never logged: the ``Authorization`` header, ``apiKey`` values (``"***"``), the key itself
   anywhere in a string, and strings over 200 characters (``"<N chars>"``).
 """
@@ -63,7 +70,8 @@ DEFAULT_CODES: dict[int, str] = {
     503: "serviceUnavailable",
     504: "timeoutProvider",
 }
-_TOLERANCE = 0.005 + 1e-9  # seconds: half a 0.01 step
+SYNTHETIC_SECONDS = 5.0  # length of synthetic media standing in for a remote URL
+SYNTHETIC_MAX_SECONDS = 60.0
 _TASK_FIELDS = {
     "imageUpload": {"taskType", "taskUUID", "image"},
     "mediaStorage": {"taskType", "taskUUID", "operation", "media"},
@@ -156,6 +164,47 @@ class _Reply:
     fault: str | None = None
 
 
+@dataclass(frozen=True)
+class _Remote:
+    """A remote http(s) media URL: the double has no network and answers it synthetically."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class _Inline:
+    """Inline image data (Ovi's data URI / base64): its bytes, or None when unreadable."""
+
+    data: bytes | None
+    facts: specmod.MediaFacts
+
+
+@dataclass(frozen=True)
+class _Synthetic:
+    """Synthetic media made when a job renders (see media.write_synthetic_*)."""
+
+    kind: str  # "image" | "audio" | "video"
+    url: str
+    seconds: float
+
+
+def _facts(info: media.MediaInfo) -> specmod.MediaFacts:
+    return specmod.MediaFacts(
+        kind=info.kind,
+        width=info.width,
+        height=info.height,
+        frame_count=info.frames,
+        fps=info.fps,
+        duration=info.duration,
+        has_audio=info.has_audio,
+    )
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads`` hook: NaN and Infinity are not JSON numbers (Python accepts them)."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -193,6 +242,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every keep-alive request.
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self.server.double._track(self.connection, True)
 
     def finish(self) -> None:
@@ -707,6 +762,20 @@ class RunwareDouble:
             self._media[media_uuid] = stored
         return stored
 
+    def _own_file(self, ref: str) -> bool:
+        """Whether ``ref`` is a URL of this double's own /files/."""
+        try:
+            parts = urlsplit(ref)
+            port = parts.port
+        except ValueError:
+            return False
+        return (
+            parts.scheme in ("http", "https")
+            and parts.hostname in ("127.0.0.1", "localhost", self.host)
+            and port == self.port
+            and parts.path.startswith("/files/")
+        )
+
     def _lookup_ref(self, ref: str, parameter: str) -> StoredMedia:
         """A UUID or one of our own /files/ URLs -> the stored media."""
         if specmod.is_uuid(ref):
@@ -719,30 +788,88 @@ class RunwareDouble:
                     parameter,
                 )
             return stored
-        parts = urlsplit(ref)
-        if parts.scheme in ("http", "https"):
-            local = parts.hostname in ("127.0.0.1", "localhost", self.host) and (
-                parts.port == self.port
-            )
-            if local and parts.path.startswith("/files/"):
-                stored = self._stored_for_path(parts.path)
-                if stored is not None:
-                    return stored
-                raise TaskError("mediaNotFound", f"{parameter}: no file at {ref}", parameter)
-            raise TaskError(
-                "mediaNotFound",
-                f"{parameter}: the test double cannot fetch {ref} (no internet); upload the "
-                "file first and pass its UUID",
-                parameter,
-            )
+        if self._own_file(ref):
+            stored = self._stored_for_path(urlsplit(ref).path)
+            if stored is not None:
+                return stored
+            raise TaskError("mediaNotFound", f"{parameter}: no file at {ref}", parameter)
         raise TaskError("invalidMedia", f"{parameter}: expected a UUID or a URL", parameter)
+
+    def _resolve(self, ref: str, parameter: str) -> StoredMedia | _Remote | _Inline:
+        """A media reference of a task that passed the spec check -> what it points at."""
+        if specmod.is_uuid(ref) or self._own_file(ref):
+            return self._lookup_ref(ref, parameter)
+        if specmod.is_remote_url(ref):
+            return _Remote(ref)
+        try:  # inline image data (Ovi's data URI / base64 forms)
+            mime, data = media.decode_payload(ref)
+            if mime is not None and not mime.startswith("image/"):
+                raise media.MediaError(f"a {mime} data URI is not an image")
+            info = media.probe_image(data)
+        except media.MediaError as exc:
+            return _Inline(None, specmod.MediaFacts("unreadable", problem=str(exc)))
+        return _Inline(data, _facts(info))
+
+    def _resolve_refs(
+        self, task: dict[str, Any]
+    ) -> tuple[dict[str, StoredMedia | _Remote | _Inline], list[TaskError]]:
+        resolved: dict[str, StoredMedia | _Remote | _Inline] = {}
+        errors: list[TaskError] = []
+        for where, ref in specmod.media_refs(task):
+            if not isinstance(ref, str) or ref in resolved:
+                continue
+            try:
+                resolved[ref] = self._resolve(ref, where)
+            except TaskError as err:
+                errors.append(err)
+            if isinstance(resolved.get(ref), _Remote):
+                log.info(
+                    "test double: no network; %s (%s) will be answered with synthetic media",
+                    where, ref if len(ref) <= 120 else ref[:117] + "...",
+                )
+        return resolved, errors
+
+    def _synthetic_payload(self, url: str, parameter: str, image_only: bool
+                           ) -> tuple[str, bytes]:
+        """Bytes standing in for a remote URL given to an upload task."""
+        kind = "image" if image_only else media.url_kind(url)
+        log.info("test double: no network; %s %s is answered with a synthetic %s",
+                 parameter, url if len(url) <= 120 else url[:117] + "...", kind)
+        if kind == "image":
+            return "image/png", media.synthetic_image(url, self.video_size)
+        assert self.storage_dir is not None
+        ext = "wav" if kind == "audio" else "mp4"
+        path = self.storage_dir / f"synthetic-{uuidlib.uuid4()}.{ext}"
+        try:
+            if kind == "audio":
+                media.write_synthetic_audio(path, url, SYNTHETIC_SECONDS)
+            else:
+                media.write_synthetic_video(path, url, SYNTHETIC_SECONDS, self.video_size)
+            return ("audio/wav" if kind == "audio" else "video/mp4"), path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _materialize(self, source: Any) -> Any:
+        """A ``_Synthetic`` stand-in -> a real file (video/audio) or PNG bytes (image)."""
+        if not isinstance(source, _Synthetic):
+            return source
+        if source.kind == "image":
+            return media.synthetic_image(source.url, self.video_size)
+        assert self.storage_dir is not None
+        ext = "wav" if source.kind == "audio" else "mp4"
+        path = self.storage_dir / f"synthetic-{uuidlib.uuid4()}.{ext}"
+        if source.kind == "audio":
+            media.write_synthetic_audio(path, source.url, source.seconds)
+        else:
+            media.write_synthetic_video(path, source.url, source.seconds, self.video_size)
+        return path
 
     # -- POST
 
     def _handle_post(self, body: bytes, auth_header: str | None, entry: dict[str, Any]) -> _Reply:
         try:
-            tasks = json.loads(body.decode("utf-8")) if body else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            tasks = json.loads(body.decode("utf-8"), parse_constant=_no_constant) if body else None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             fault = self._take_fail_next([])
             if fault is not None:
                 return self._fault_reply(fault, [])
@@ -856,8 +983,14 @@ class RunwareDouble:
         if not isinstance(task, dict):
             raise TaskError("invalidParameter", f"task {index} is not a JSON object")
         task_type = task.get("taskType")
-        if not task_type:
+        if task_type is None or task_type == "":
             raise TaskError("missingParameter", "taskType is required", "taskType")
+        if not isinstance(task_type, str):
+            raise TaskError(
+                "invalidParameter",
+                f"taskType must be a string (got {specmod.short_json(task_type)})",
+                "taskType",
+            )
         if task_type == "authentication":
             raise TaskError(
                 "invalidParameter",
@@ -920,12 +1053,19 @@ class RunwareDouble:
 
     # -- uploads
 
-    def _payload(self, value: Any, parameter: str, code: str) -> tuple[str | None, bytes]:
+    def _payload(
+        self, value: Any, parameter: str, code: str, image_only: bool = False
+    ) -> tuple[str | None, bytes]:
         if not isinstance(value, str) or not value:
             raise TaskError("missingParameter", f"{parameter} is required", parameter)
-        if value.startswith(("http://", "https://")):
-            stored = self._lookup_ref(value, parameter)
-            return stored.info.mime, stored.path.read_bytes()
+        if value[:7].lower() == "http://" or value[:8].lower() == "https://":
+            if self._own_file(value):
+                stored = self._lookup_ref(value, parameter)
+                return stored.info.mime, stored.path.read_bytes()
+            if not specmod.is_remote_url(value):
+                raise TaskError(code, f"{parameter}: {value[:80]!r} is not a valid URL",
+                                parameter)
+            return self._synthetic_payload(value, parameter, image_only)
         try:
             return media.decode_payload(value)
         except media.MediaError as exc:
@@ -933,7 +1073,7 @@ class RunwareDouble:
 
     def _image_upload(self, task: dict[str, Any]) -> dict[str, Any]:
         task_uuid = self._claim_uuid(task)
-        mime, data = self._payload(task.get("image"), "image", "invalidImage")
+        mime, data = self._payload(task.get("image"), "image", "invalidImage", True)
         if mime is not None and not mime.startswith("image/"):
             raise TaskError("invalidImage", f"image: a {mime} data URI is not an image", "image")
         try:
@@ -1040,36 +1180,36 @@ class RunwareDouble:
         log.debug("accepted %s job %s (%d result(s))", task["model"], task_uuid, count)
         return {"taskType": "videoInference", "taskUUID": task_uuid}
 
+    def _check_media(self, task: dict[str, Any]) -> dict[str, StoredMedia | _Remote | _Inline]:
+        """The referenced media exist and satisfy the spec's media rules (``check_media``)."""
+        resolved, problems = self._resolve_refs(task)
+
+        def lookup(ref: str) -> specmod.MediaFacts | None:
+            item = resolved.get(ref)
+            if isinstance(item, StoredMedia):
+                return _facts(item.info)
+            if isinstance(item, _Inline):
+                return item.facts
+            return None  # remote: unknown until the service downloads it
+
+        violations = specmod.check_media(task, lookup)
+        problems += [TaskError(v.code, v.message, v.parameter) for v in violations]
+        if problems:
+            raise TaskErrors(problems)
+        return resolved
+
     def _check_ovi(self, task: dict[str, Any]) -> dict[str, Any]:
-        image: bytes | None = None
+        resolved = self._check_media(task)
+        image: Any = None
         inputs = task.get("inputs")
         if isinstance(inputs, dict) and "image" in inputs:
-            ref = inputs["image"]
-            if specmod.is_uuid(ref) or ref.startswith(("http://", "https://")):
-                stored = self._lookup_ref(ref, "inputs.image")
-                if stored.info.kind != "image":
-                    raise TaskError(
-                        "invalidImage",
-                        f"inputs.image: {ref} is a {stored.info.kind}, not an image",
-                        "inputs.image",
-                    )
-                image = stored.path.read_bytes()
-            elif ref[:5].lower() == "data:" or ":" not in ref:
-                try:
-                    mime, image = media.decode_payload(ref)
-                    if mime is not None and not mime.startswith("image/"):
-                        raise media.MediaError(f"a {mime} data URI is not an image")
-                    media.probe_image(image)
-                except media.MediaError as exc:
-                    raise TaskError(
-                        "invalidImage", f"inputs.image: {exc}", "inputs.image"
-                    ) from None
+            item = resolved[inputs["image"]]
+            if isinstance(item, StoredMedia):
+                image = item.path.read_bytes()
+            elif isinstance(item, _Inline):
+                image = item.data
             else:
-                raise TaskError(
-                    "mediaNotFound",
-                    f"inputs.image: the test double cannot fetch {ref}",
-                    "inputs.image",
-                )
+                image = _Synthetic("image", item.url, 0.0)
         return {
             "image": image,
             "fps": int(task.get("fps", 24)),
@@ -1077,135 +1217,63 @@ class RunwareDouble:
         }
 
     def _check_sync3(self, task: dict[str, Any]) -> dict[str, Any]:
-        problems: list[TaskError] = []
+        resolved = self._check_media(task)
         inputs = task["inputs"]
-        video = self._lookup_ref(inputs["video"], "inputs.video")
-        vinfo = video.info
-        if vinfo.kind != "video" or not vinfo.frames or not vinfo.fps:
-            raise TaskError(
-                "invalidMedia",
-                f"inputs.video: {inputs['video']} is a {vinfo.kind}, not a video",
-                "inputs.video",
-            )
-        duration = vinfo.frames / vinfo.fps
-        frames, width, height = vinfo.frames, vinfo.width or 0, vinfo.height or 0
+        settings = task.get("settings") or {}
+        segments = settings.get("segments") or []
+        video = resolved[inputs["video"]]
+        if isinstance(video, StoredMedia):
+            assert video.info.frames and video.info.fps  # check_media: a decoded video
+            frames, fps = video.info.frames, video.info.fps
+            video_source: Any = video.path
+        else:
+            # A remote video: long enough for every segment, frame number and box.
+            assert isinstance(video, _Remote)  # sync-3 media are never inline (spec)
+            asd = settings.get("activeSpeakerDetection") or {}
+            seconds = max([SYNTHETIC_SECONDS] + [float(seg["endTime"]) for seg in segments])
+            fps = float(media.SYNTHETIC_FPS)
+            cap = round(SYNTHETIC_MAX_SECONDS * fps)
+            frames = max(round(min(seconds, SYNTHETIC_MAX_SECONDS) * fps),
+                         min(int(asd.get("frameNumber", 0)) + 1, cap),
+                         min(len(asd.get("boundingBoxes", [])), cap))
+            video_source = _Synthetic("video", video.url, frames / fps)
+        duration = frames / fps
         render: dict[str, Any] = {
-            "video": video.path,
+            "video": video_source,
             "frames": frames,
             "duration": duration,
             "format": task.get("outputFormat", "MP4"),
         }
 
-        def audio_of(ref: str, parameter: str) -> StoredMedia:
-            stored = self._lookup_ref(ref, parameter)
-            if not stored.info.has_audio and stored.info.kind != "audio":
-                raise TaskError("invalidMedia", f"{parameter}: {ref} has no audio track", parameter)
-            return stored
+        def audio_source(ref: str, seconds: float) -> Any:
+            item = resolved[ref]
+            if isinstance(item, StoredMedia):
+                return item.path
+            length = min(max(seconds, 0.5), SYNTHETIC_MAX_SECONDS)
+            return _Synthetic("audio", ref, length)
 
-        settings = task.get("settings") or {}
         if "audio" in inputs:
-            stored = audio_of(inputs["audio"], "inputs.audio")
-            render["audio"] = stored.path
+            render["audio"] = audio_source(inputs["audio"], duration)
             render["syncMode"] = settings.get("syncMode", "cut_off")
         elif "speech" in task:
             render["speech"] = dict(task["speech"])
         else:
-            segments: list[media.SegmentSource] = []
-            for i, seg in enumerate(settings["segments"]):
-                where = f"settings.segments[{i}]"
-                try:
-                    stored = audio_of(seg["audio"], f"{where}.audio")
-                except TaskError as err:
-                    problems.append(err)
-                    continue
-                if seg["endTime"] > duration + _TOLERANCE:
-                    problems.append(
-                        TaskError(
-                            "invalidParameter",
-                            f"{where}.endTime ({seg['endTime']}) is past the end of the video "
-                            f"({duration:.2f} s): segments must lie inside 0-{duration:.2f} s",
-                            f"{where}.endTime",
-                        )
-                    )
-                adur = stored.info.duration or 0.0
-                astart = seg.get("audioStartTime")
-                aend = seg.get("audioEndTime")
-                if astart is not None and astart >= adur:
-                    problems.append(
-                        TaskError(
-                            "invalidParameter",
-                            f"{where}.audioStartTime ({astart}) is not inside the audio "
-                            f"(0-{adur:.2f} s)",
-                            f"{where}.audioStartTime",
-                        )
-                    )
-                if aend is not None and aend > adur + _TOLERANCE:
-                    problems.append(
-                        TaskError(
-                            "invalidParameter",
-                            f"{where}.audioEndTime ({aend}) is past the end of the audio "
-                            f"({adur:.2f} s)",
-                            f"{where}.audioEndTime",
-                        )
-                    )
-                segments.append(
-                    media.SegmentSource(
-                        stored.path,
-                        float(seg["startTime"]),
-                        float(seg["endTime"]),
-                        None if astart is None else float(astart),
-                        None if aend is None else float(aend),
-                    )
-                )
-            render["segments"] = segments
+            # Times past a remote (synthetic) medium's end are clipped to it: the render
+            # must not overflow on a valid 1e308.
+            def clip(value: Any, limit: float) -> float | None:
+                return None if value is None else min(float(value), limit)
 
-        asd = settings.get("activeSpeakerDetection") or {}
-        where = "settings.activeSpeakerDetection"
-        if "frameNumber" in asd and asd["frameNumber"] >= frames:
-            problems.append(
-                TaskError(
-                    "invalidParameter",
-                    f"{where}.frameNumber must be below the video's frame count "
-                    f"({frames}), got {asd['frameNumber']}",
-                    f"{where}.frameNumber",
+            render["segments"] = [
+                (
+                    audio_source(seg["audio"], max(float(seg.get("audioEndTime", 0.0)),
+                                                   seg["endTime"] - seg["startTime"])),
+                    clip(seg["startTime"], duration),
+                    clip(seg["endTime"], duration),
+                    clip(seg.get("audioStartTime"), SYNTHETIC_MAX_SECONDS),
+                    clip(seg.get("audioEndTime"), SYNTHETIC_MAX_SECONDS),
                 )
-            )
-        if "coordinates" in asd:
-            x, y = asd["coordinates"]
-            if not (0 <= x < width and 0 <= y < height):
-                problems.append(
-                    TaskError(
-                        "invalidParameter",
-                        f"{where}.coordinates [{x}, {y}] must be inside the frame "
-                        f"(0 <= x < {width}, 0 <= y < {height})",
-                        f"{where}.coordinates",
-                    )
-                )
-        if "boundingBoxes" in asd:
-            boxes = asd["boundingBoxes"]
-            if len(boxes) != frames:
-                problems.append(
-                    TaskError(
-                        "invalidParameter",
-                        f"{where}.boundingBoxes needs one box per frame: the video has "
-                        f"{frames} frames, got {len(boxes)} boxes",
-                        f"{where}.boundingBoxes",
-                    )
-                )
-            for j, (x1, y1, x2, y2) in enumerate(boxes):
-                if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-                    problems.append(
-                        TaskError(
-                            "invalidParameter",
-                            f"{where}.boundingBoxes[{j}] {[x1, y1, x2, y2]} must be "
-                            f"[x1, y1, x2, y2] with 0 <= x1 < x2 <= {width} and "
-                            f"0 <= y1 < y2 <= {height}",
-                            f"{where}.boundingBoxes[{j}]",
-                        )
-                    )
-                    break
-        if problems:
-            raise TaskErrors(problems)
+                for seg in segments
+            ]
         return render
 
     # -- getResponse and the jobs
@@ -1292,6 +1360,7 @@ class RunwareDouble:
         ext = media.EXT_FOR_FORMAT[fmt]
         result_uuid = str(uuidlib.uuid4())
         path = self.storage_dir / f"{result_uuid}.{ext}"
+        self._materialize_render(job.render)
         if job.model == specmod.OVI_MODEL:
             media.render_ovi(
                 path,
@@ -1319,6 +1388,17 @@ class RunwareDouble:
         with self._lock:
             self._media[result_uuid] = stored
         result.uuid, result.url, result.done = result_uuid, stored.url, True
+
+    def _materialize_render(self, render: dict[str, Any]) -> None:
+        """Make the synthetic media a job needs (once; the caller holds the job's lock)."""
+        for key in ("image", "video", "audio"):
+            if isinstance(render.get(key), _Synthetic):
+                render[key] = self._materialize(render[key])
+        segments = render.get("segments")
+        if segments and isinstance(segments[0], tuple):
+            render["segments"] = [
+                media.SegmentSource(self._materialize(src), *rest) for src, *rest in segments
+            ]
 
     @staticmethod
     def _sync3_audio(render: dict[str, Any]) -> tuple[np.ndarray, int]:
