@@ -288,6 +288,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         client_mod = pack_module("nodes.runware.client")
         config_mod = pack_module("nodes.runware.config")
         host = pack_module("nodes.host")
+        video_input = pack_module("nodes.runware.video_input")
         sent = {"bytes": 0, "content_length": 0}
         original = client_mod._base64_json_body
 
@@ -311,7 +312,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         async def run() -> Any:
             cfg = config_mod.ClientConfig(api_url=task["api_url"], api_key="k")
             async with client_mod.RunwareClient(cfg) as client:
-                source, mime = media.video_upload_source(video, Path(task["work"]))
+                source, mime = video_input.video_upload_source(video, Path(task["work"]))
                 out["source_is_original_file"] = str(source) == task["path"]
                 return await client.upload_media(source, mime)
 
