@@ -41,11 +41,14 @@ SILENT_SAMPLE_RATE = 44100
 AAC_RATES = frozenset(
     (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 )
-X264_OPTIONS = {"preset": "veryfast", "crf": "18", "flags": "+bitexact"}
+X264_OPTIONS = {"preset": "veryfast", "crf": "18", "flags": "+bitexact",
+                "x264-params": "mbtree=0"}
 # Same input -> same bytes, on every run and after a restart: uploads are fingerprinted by
-# their bytes (a new fingerprint is a new paid job). x264 output depends on its thread
-# count, so it is fixed (8 keeps 2-16 core machines busy); "bitexact" keeps version
-# strings and dates out of the container and the AAC/FLAC streams.
+# their bytes (a new fingerprint is a new paid job). x264's output depends on its thread
+# count, so it is fixed (8 keeps 2-16 core machines busy); its macroblock-tree rate
+# control reads uninitialised memory at sizes that are not multiples of 16 (measured: the
+# same frames gave different files), so it is off; "bitexact" keeps version strings and
+# dates out of the container and the AAC/FLAC streams.
 X264_THREADS = 8
 BITEXACT_MUXER = {"fflags": "+bitexact"}
 BITEXACT_CODEC = {"flags": "+bitexact"}
@@ -516,10 +519,11 @@ def frames_to_mp4(
 def encoder_frame(rgb: np.ndarray) -> av.VideoFrame:
     """uint8 RGB [H,W,3] (even H and W) -> a yuv420p frame, the same bytes on every run.
 
-    FFmpeg's RGB -> YUV conversion reads past the end of rows whose width is not a multiple
-    of 32, so the pixels at the right edge (and then the whole encoded file) vary between
-    runs. Encoded inputs are fingerprinted by their bytes, so rows are padded to a multiple
-    of 32 (last pixel repeated), converted, and the padding cut off again.
+    FFmpeg's RGB -> YUV conversion and x264's input copy read past the end of each row
+    (SIMD), into padding that is never initialised, and the stray bytes reach the encoded
+    file. Encoded inputs are fingerprinted by their bytes, so the RGB rows are padded to a
+    multiple of 32 pixels (last pixel repeated) before the conversion, and every byte of
+    the frame handed to x264, row padding included, is written (edge pixels repeated).
     """
     h, w = int(rgb.shape[0]), int(rgb.shape[1])
     pw = (w + 31) // 32 * 32
@@ -527,15 +531,21 @@ def encoder_frame(rgb: np.ndarray) -> av.VideoFrame:
         rgb = np.pad(rgb, ((0, 0), (0, pw - w), (0, 0)), mode="edge")
     yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
         format="yuv420p")
-    if pw == w:
-        return yuv
     flat = yuv.to_ndarray().reshape(-1)
     luma, chroma = h * pw, (h // 2) * (pw // 2)
     planes = [flat[:luma].reshape(h, pw)[:, :w],
               flat[luma:luma + chroma].reshape(h // 2, pw // 2)[:, :w // 2],
               flat[luma + chroma:luma + 2 * chroma].reshape(h // 2, pw // 2)[:, :w // 2]]
-    packed = np.concatenate([p.reshape(-1) for p in planes]).reshape(h * 3 // 2, w)
-    return av.VideoFrame.from_ndarray(packed, format="yuv420p")
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, planes, strict=True):
+        rows, width = data.shape
+        if plane.line_size != width:
+            data = np.pad(data, ((0, 0), (0, plane.line_size - width)), mode="edge")
+        if plane.buffer_size != rows * plane.line_size:  # rows of padding below, too
+            extra = plane.buffer_size // plane.line_size - rows
+            data = np.pad(data, ((0, extra), (0, 0)), mode="edge")
+        plane.update(np.ascontiguousarray(data))
+    return frame
 
 
 def add_h264_stream(out: Any, rate: Fraction, width: int, height: int) -> Any:

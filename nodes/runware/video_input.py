@@ -87,7 +87,7 @@ class VideoScan:
     rotation: int  # degrees counter-clockwise (0, 90, 180, 270)
     fps: float
     frame_count: int  # video packets in the file
-    duration: float  # seconds, to the end of the last packet
+    duration: float  # seconds the video stream spans (first frame to the last one's end)
     audio_codec: str | None
     audio_channels: int
     audio_rate: int
@@ -163,6 +163,7 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         streams = [vs] + ([astream] if astream is not None else [])
         counts = {s.index: 0 for s in streams}
         ends: dict[int, float] = {}
+        v_start, v_end = math.inf, 0.0  # the video's own span (audio may run longer)
         corrupt = 0
         last_key: int | None = None  # pts of the last video keyframe
         last_key_index = 0
@@ -174,8 +175,11 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
                 corrupt += bool(pkt.is_corrupt)
                 ts = pkt.pts if pkt.pts is not None else pkt.dts
                 if ts is not None and pkt.time_base is not None:
-                    end = float((ts + (pkt.duration or 0)) * pkt.time_base)
+                    at = float(ts * pkt.time_base)
+                    end = at + float((pkt.duration or 0) * pkt.time_base)
                     ends[pkt.stream.index] = max(end, ends.get(pkt.stream.index, end))
+                    if pkt.stream is vs:
+                        v_start, v_end = min(v_start, at), max(v_end, end)
                 if pkt.stream is vs and pkt.is_keyframe:
                     last_key, last_key_index = ts, counts[vs.index] - 1
         except av.error.FFmpegError as exc:
@@ -186,6 +190,7 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         fps = float(rate) if rate else 0.0
         end = max(ends.values()) if ends else 0.0
+        v_start = v_start if math.isfinite(v_start) else 0.0
         if frame_count == 0:
             raise _damaged(input_name, label, "it holds no video frames")
         if last_key is None and frame_count:
@@ -199,7 +204,8 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
                         f"its header lists {listed} {s.type} frames but the data ends after "
                         f"{counts[s.index]}")
         if ("matroska" in fmt or "webm" in fmt) and container.duration:
-            stated = container.duration / av.time_base
+            stated = container.duration / av.time_base + (
+                container.start_time / av.time_base if container.start_time else 0.0)
             slack = max(0.1, 2.0 / fps) if fps else 0.1
             if end < stated - slack:
                 raise _damaged(input_name, label,
@@ -218,11 +224,12 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         raise _damaged(input_name, label, f"its last {need} frames do not decode")
     width, height = display_size(*(shape or coded), rotation)
     if not fps:
-        fps = frame_count / end if end else 24.0
+        fps = frame_count / (v_end - v_start) if v_end > v_start else 24.0
     return VideoScan(
         kind=sniff_container(_head(source)), format_name=fmt, video_codec=video_codec,
         width=width, height=height,
-        rotation=rotation, fps=fps, frame_count=frame_count, duration=end or frame_count / fps,
+        rotation=rotation, fps=fps, frame_count=frame_count,
+        duration=v_end - v_start if v_end > v_start else frame_count / fps,
         audio_codec=audio_codec, audio_channels=channels, audio_rate=audio_rate,
     )
 
