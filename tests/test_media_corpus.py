@@ -323,3 +323,14 @@ def test_a_gif_is_paid_for_once(env, corpus_dir):
     assert json.loads(second[4][0])["cached"] is True
     assert json.loads(first[4][0])["taskUUID"] == json.loads(second[4][0])["taskUUID"]
     assert hashlib.sha256(uploaded(env, "video").read_bytes()).hexdigest() == digest
+
+
+def test_a_refused_upload_names_the_node_input(env, tmp_path):
+    clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=12)
+    env.fail_next(400, task_type="mediaStorage", code="invalidMedia")
+    with pytest.raises(pack_module("nodes.runware.errors").ValidationError) as exc:
+        lipsync(video=host.video_from_file(clip), audio=tone())
+    text = str(exc.value)
+    assert exc.value.parameter == "video" and text.startswith("video: Runware refused")
+    assert "parameter media" not in text and "nothing was paid for" in text
+    assert env.accepted_submissions() == []
