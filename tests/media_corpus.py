@@ -260,6 +260,15 @@ def _avi_mjpeg(d: Path) -> Item:
                 seconds=1.0, channels=1, sample_rate=8000)
 
 
+def _avi_xvid(d: Path) -> Item:
+    # an old AVI: MPEG-4 Part 2 (an AVI codec tag MP4 does not use) + MP3: remuxed as is.
+    # The AVI muxer leaves one empty frame slot after the first frame: 15 frames in 16/15 s.
+    p = write_video(d / "holiday.avi", width=64, height=48, fps=15, frames=15, codec="mpeg4",
+                    audio_codec="libmp3lame", rate=44100, channels=2)
+    return Item("avi_mpeg4_mp3", p, "video", frames=15, width=64, height=48, fps=0,
+                seconds=16 / 15, channels=2, sample_rate=44100)
+
+
 def _silent(d: Path) -> Item:
     p = write_video(d / "no_audio.mp4", width=64, height=48, fps=12, frames=12,
                     audio_codec=None, options={"preset": "ultrafast"})
@@ -351,6 +360,7 @@ MAKERS: dict[str, Callable[[Path], Item]] = {
     "flv": _flv,
     "gif": _gif,
     "avi_mjpeg_pcm": _avi_mjpeg,
+    "avi_mpeg4_mp3": _avi_xvid,
     "no_audio": _silent,
     "long_40s": _long,
     "mts_h264_ac3_5.1": _mts_ac3,

@@ -138,6 +138,17 @@ def test_mkv_remux_keeps_every_packet(corpus_dir, tmp_path):
     assert np.array_equal(first.to_ndarray(format="rgb24"), original.to_ndarray(format="rgb24"))
 
 
+def test_remux_copies_what_the_container_holds(corpus_dir, tmp_path):
+    """An AVI's MPEG-4 video and MP3 audio both go into the MP4 untouched."""
+    item = item_of("avi_mpeg4_mp3", corpus_dir / "avi_mpeg4_mp3")
+    out, mime = video_input.video_upload_source(item.path, tmp_path)
+    assert mime == "video/mp4"
+    for kind in ("video", "audio"):
+        with av.open(str(out)) as c, av.open(str(item.path)) as o:
+            assert [bytes(p) for p in c.demux(**{kind: 0}) if p.size] == \
+                [bytes(p) for p in o.demux(**{kind: 0}) if p.size]
+
+
 def test_surround_track_in_a_video_is_downmixed(corpus_dir, tmp_path):
     item = item_of("mp4_5.1", corpus_dir / "mp4_5.1")
     out, mime = video_input.video_upload_source(item.path, tmp_path)

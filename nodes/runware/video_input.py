@@ -135,6 +135,12 @@ def _streams(container: Any, input_name: str, label: str) -> tuple[Any, Any]:
     return vs, audio
 
 
+def _codec_name(stream: Any) -> str:
+    """The codec's own name ("mp3", "av1"), not its decoder's ("mp3float", "libdav1d")."""
+    codec = stream.codec_context.codec
+    return str(getattr(codec, "canonical_name", None) or codec.name)
+
+
 def _damaged(input_name: str, label: str, what: str) -> MediaError:
     return MediaError(
         f"{input_name}: {label} is damaged or incomplete: {what}. Runware would refuse it "
@@ -213,8 +219,8 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         if corrupt:
             raise _damaged(input_name, label, f"its data is cut off or corrupt ({corrupt} damaged "
                                               "packet(s))")
-        video_codec = vs.codec_context.name
-        audio_codec = astream.codec_context.name if astream is not None else None
+        video_codec = _codec_name(vs)
+        audio_codec = _codec_name(astream) if astream is not None else None
         channels = int(astream.codec_context.channels or 0) if astream is not None else 0
         audio_rate = int(astream.codec_context.sample_rate or 0) if astream is not None else 0
         coded = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
@@ -396,13 +402,11 @@ def _remux(source: Path | BinaryIO, dest: Path, container: str, audio: str) -> N
         with _reopen(source) as inp, \
                 av.open(str(tmp), "w", format=container, options=dict(BITEXACT_MUXER)) as out:
             vs, astream = _streams(inp, "video", "")
-            ov = out.add_stream_from_template(vs)
-            _clear_tag(ov)
+            ov = _copy_stream(out, vs)
             oa = None
             pending = _Interleaver(out, [])
             if audio == "copy":
-                oa = out.add_stream_from_template(astream)
-                _clear_tag(oa)
+                oa = _copy_stream(out, astream)
             elif audio == "encode":
                 pending = _Interleaver(out, _audio_packets(source, out, container))
             wanted = [vs] + ([astream] if oa is not None else [])
@@ -422,12 +426,20 @@ def _remux(source: Path | BinaryIO, dest: Path, container: str, audio: str) -> N
     tmp.replace(dest)
 
 
-def _clear_tag(stream: Any) -> None:
-    """Let the muxer pick its own codec tag (an AVI's "XVID" is not an MP4 tag)."""
+def _copy_stream(out: Any, template: Any) -> Any:
+    """An output stream with ``template``'s codec parameters (packets copied as they are).
+
+    The codec tag is cleared so the muxer picks its own (an AVI's "XVID" is no MP4 tag).
+    """
+    if hasattr(out, "add_stream_from_template"):  # PyAV >= 13
+        stream = out.add_stream_from_template(template)
+    else:
+        stream = out.add_stream(template=template)
     try:
         stream.codec_context.codec_tag = "\0\0\0\0"
     except (AttributeError, ValueError, TypeError):
         log.debug("cannot clear the codec tag", exc_info=True)
+    return stream
 
 
 class _reopen:  # noqa: N801 - av.open over a path or a rewound BytesIO
