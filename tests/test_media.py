@@ -561,3 +561,51 @@ def test_with_real_comfyui_video_types(tmp_path):
 def test_media_factory_old_helpers_still_work(tmp_path):
     info = probe(write_mp4(tmp_path / "old.mp4"))
     assert info["frames"] == 24 and info["sample_rate"] == 22050
+
+
+# -- video inputs: the pre-upload check and conversions ------------------------------------
+
+
+def test_scan_names_the_input_and_says_what_to_do(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty") as exc:
+        video_input.scan_video(empty, "video")
+    assert exc.value.parameter == "video"
+    wav = write_wav(tmp_path / "voice.wav")
+    with pytest.raises(MediaError, match="no video stream") as exc:
+        video_input.video_upload_source(wav, tmp_path / "w", input_name="video")
+    assert "Load Audio" in str(exc.value) and str(exc.value).startswith("video: ")
+    garbage = tmp_path / "notes.mp4"
+    garbage.write_bytes(b"hello, this is not a video" * 40)
+    with pytest.raises(MediaError, match="not a readable video") as exc:
+        video_input.video_upload_source(garbage, tmp_path / "w")
+    assert "Re-export" in str(exc.value) and "media" not in str(exc.value)
+
+
+def test_mkv_bytes_are_remuxed_too(clips, tmp_path):
+    data = clips["mkv"].read_bytes()
+    source, mime = video_input.video_upload_source(host.video_from_file(io.BytesIO(data)),
+                                                   tmp_path)
+    assert mime == "video/mp4" and Path(source).suffix == ".mp4"
+    assert probe(Path(source))["frames"] == 12
+
+
+def test_truncated_bytes_are_refused(clips, tmp_path):
+    data = clips["webm"].read_bytes()
+    cut = io.BytesIO(data[:len(data) * 2 // 3])
+    with pytest.raises(MediaError, match="damaged or incomplete") as exc:
+        video_input.video_upload_source(host.video_from_file(cut), tmp_path)
+    assert "the video bytes" in str(exc.value) and exc.value.parameter == "video"
+
+
+def test_encoder_frame_is_swscale_exact_and_deterministic():
+    rng = np.random.default_rng(3)
+    for w, h in ((66, 48), (128, 72), (2, 2)):
+        rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        frame = media.encoder_frame(rgb)
+        plain = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        assert np.array_equal(frame.to_ndarray(), plain.to_ndarray())
+        # every byte (row padding too) is written: two frames are byte-identical
+        again = media.encoder_frame(rgb)
+        assert [bytes(p) for p in frame.planes] == [bytes(p) for p in again.planes]
