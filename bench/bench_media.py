@@ -9,6 +9,12 @@
    ``VideoFromComponents.save_to``. Goal: time <= 1.0x.
 3. Upload a file-backed VIDEO through the real client to the local Runware double:
    bytes sent / file size <= 1.34, peak extra memory <= 1.5x the file size.
+4. The Runware Video Frames node (any VIDEO -> IMAGE + AUDIO + fps) vs ComfyUI's
+   GetVideoComponents (= ``get_components()``) on the same VIDEO, with the node's options
+   off (the same frames) and on (frame_cap / every_nth / max_size, which ComfyUI has no
+   equivalent for). Goals: time <= 0.8x, peak extra memory <= 1.25x the output.
+
+    python bench/bench_media.py --only frames     # just case 4 (the README's second table)
 
 The ComfyUI references are reimplemented below from ComfyUI 0.3.64's code
 (``comfy_api/latest/_input_impl/video_types.py``), statement for statement. With
@@ -265,6 +271,21 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
             out_bytes += w.numel() * w.element_size()
             out["audio_shape"] = list(w.shape)
         out.update(seconds=seconds, extra=peak - base, output_bytes=out_bytes)
+    elif kind == "frames_node":  # case 4: the Video Frames node on a file-backed VIDEO
+        host = pack_module("nodes.host")
+        node = pack_module("nodes.video_frames").RunwareVideoFrames()
+        video = host.video_from_file(Path(task["path"]))
+        _reset_peak()
+        base = _maxrss()
+        t0 = time.perf_counter()
+        images, audio, _fps, count = node.split(video, **task["options"])
+        seconds = time.perf_counter() - t0
+        peak = _maxrss()
+        w = audio["waveform"]
+        out.update(seconds=seconds, extra=peak - base, shape=list(images.shape),
+                   checksum=float(images[::max(1, images.shape[0] // 7)].double().sum()),
+                   output_bytes=images.numel() * images.element_size()
+                   + w.numel() * w.element_size())
     elif kind.startswith("encode"):
         fps, secs, h, w = task["fps"], task["seconds"], task["height"], task["width"]
         images, audio = make_frames(round(fps * secs), h, w, fps, secs)
@@ -288,6 +309,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         client_mod = pack_module("nodes.runware.client")
         config_mod = pack_module("nodes.runware.config")
         host = pack_module("nodes.host")
+        video_input = pack_module("nodes.runware.video_input")
         sent = {"bytes": 0, "content_length": 0}
         original = client_mod._base64_json_body
 
@@ -311,7 +333,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         async def run() -> Any:
             cfg = config_mod.ClientConfig(api_url=task["api_url"], api_key="k")
             async with client_mod.RunwareClient(cfg) as client:
-                source, mime = media.video_upload_source(video, Path(task["work"]))
+                source, mime = video_input.video_upload_source(video, Path(task["work"]))
                 out["source_is_original_file"] = str(source) == task["path"]
                 return await client.upload_media(source, mime)
 
@@ -408,6 +430,9 @@ def main() -> None:
     parser.add_argument("--keep", help="make the media in this directory and keep it")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs per small measurement (fastest kept); case (b) runs once")
+    parser.add_argument("--only", action="append",
+                        choices=("decode", "encode", "upload", "frames"),
+                        help="run only these cases (repeatable; default: all)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -437,9 +462,11 @@ def main() -> None:
                dict(width=1280, height=720, fps=30, frames=300, noise=24, crf=14,
                     preset="ultrafast")),
     }
+    wanted = set(args.only or ("decode", "encode", "upload", "frames"))
+    needed = {"decode": ("a", "b", "b10"), "upload": ("up", "b"), "frames": ("a", "b10")}
     print(f"making test media in {work} ...", flush=True)
-    for path, spec in clips.values():
-        if not path.exists():
+    for key, (path, spec) in clips.items():
+        if not path.exists() and any(key in needed.get(case, ()) for case in wanted):
             write_clip(path, **{"audio_rate": 44100, "channels": 2, "preset": "veryfast", **spec})
 
     rows: list[tuple[str, str, str, str, str]] = []
@@ -450,7 +477,7 @@ def main() -> None:
     cases = [("a", "(a) 5 s 720x720 24 fps"), ("b", f"(b) {b_seconds} s 1280x720 30 fps")]
     if not args.quick:
         cases.append(("b10", "(b) cut to 10 s 1280x720 30 fps"))
-    for key, label in cases:
+    for key, label in cases if "decode" in wanted else ():
         path = str(clips[key][0])
         spec = clips[key][1]
         out_bytes = spec["frames"] * spec["height"] * spec["width"] * 3 * 4
@@ -497,62 +524,108 @@ def main() -> None:
             goals.append((f"1{key} decode peak extra memory <= 1.25x output ({m:.2f}x)", m <= 1.25))
 
     # 2. encode
-    enc = {"fps": 30, "seconds": 10, "height": 720, "width": 1280}
-    need = 1280 * 720 * 3 * 4 * 300 + 2 * GiB
-    e_ours = best({"kind": "encode_ours", "dest": str(work / "enc_ours.mp4"), **enc},
-                  args.repeat, need, "encode ours", skipped)
-    e_ref = best({"kind": "encode_ref", "dest": str(work / "enc_ref.mp4"), **enc},
-                 args.repeat, need, "encode reference", skipped)
-    e_real = None
-    if use_real:
-        e_real = best({"kind": "encode_real", "dest": str(work / "enc_real.mp4"), "real": True,
-                       **enc}, 1, need, "encode real ComfyUI", skipped)
-    for name, r in (("reference (ComfyUI save_to, reimpl.: x264 medium crf 23)", e_ref),
-                    ("real ComfyUI VideoFromComponents.save_to", e_real),
-                    ("ours frames_to_mp4 (x264 veryfast crf 18)", e_ours)):
-        if r is None:
-            continue
-        t_ratio = f"{e_ours['seconds'] / r['seconds']:.2f}x" if e_ours and r is not e_ours else ""
-        rows.append(("2 encode 10 s 1280x720 30 fps + audio", name, f"{r['seconds']:.2f} s",
-                      f"file {fmt_bytes(r['size'])}, PSNR {r['psnr']:.1f} dB", t_ratio))
-    if e_ours and e_ref:
-        ratio = e_ours["seconds"] / e_ref["seconds"]
-        goals.append((f"2 encode time <= 1.0x reference ({ratio:.2f}x)", ratio <= 1.0))
-
-    # 3. upload through the real client to the local double
-    double_mod = pack_module("nodes.runware.double")
-    double = double_mod.RunwareDouble(api_key="k", job_seconds=0.1,
-                                      storage_dir=work / "double")
-    double.start()
-    try:
-        for key in ("up", "b"):
-            path = clips[key][0]
-            size = path.stat().st_size
-            r = best({"kind": "upload", "path": str(path), "api_url": double.base_url,
-                      "work": str(work / "upload_work")}, 1, 3 * size + GiB,
-                     f"upload {path.name}", skipped)
+    if "encode" in wanted:
+        enc = {"fps": 30, "seconds": 10, "height": 720, "width": 1280}
+        need = 1280 * 720 * 3 * 4 * 300 + 2 * GiB
+        e_ours = best({"kind": "encode_ours", "dest": str(work / "enc_ours.mp4"), **enc},
+                      args.repeat, need, "encode ours", skipped)
+        e_ref = best({"kind": "encode_ref", "dest": str(work / "enc_ref.mp4"), **enc},
+                     args.repeat, need, "encode reference", skipped)
+        e_real = None
+        if use_real:
+            e_real = best({"kind": "encode_real", "dest": str(work / "enc_real.mp4"), "real": True,
+                           **enc}, 1, need, "encode real ComfyUI", skipped)
+        for name, r in (("reference (ComfyUI save_to, reimpl.: x264 medium crf 23)", e_ref),
+                        ("real ComfyUI VideoFromComponents.save_to", e_real),
+                        ("ours frames_to_mp4 (x264 veryfast crf 18)", e_ours)):
             if r is None:
                 continue
-            stored = double.uploads.get(r["media_uuid"], {})
-            same = False
-            if stored.get("path"):
-                same = hashlib.sha256(Path(stored["path"]).read_bytes()).digest() == \
-                    hashlib.sha256(path.read_bytes()).digest()
-            ratio = r["bytes"] / size
-            m = r["extra"] / size
-            rows.append((f"3 upload {path.name} ({fmt_bytes(size)})",
-                         "ours: original file, streamed base64"
-                         + ("" if r.get("source_is_original_file") else " (NOT the original!)"),
-                         f"{r['seconds']:.2f} s",
-                         f"{fmt_bytes(r['extra'])} = {m:.2f}x file",
-                         f"sent {ratio:.3f}x file" + (", stored == original" if same else
-                                                      ", STORED BYTES DIFFER")))
-            goals.append((f"3 upload {fmt_bytes(size)}: bytes sent <= 1.34x file ({ratio:.3f}x)",
-                          ratio <= 1.34 and same))
-            goals.append((f"3 upload {fmt_bytes(size)}: peak extra memory <= 1.5x file "
-                          f"({m:.2f}x)", m <= 1.5))
-    finally:
-        double.stop()
+            t_ratio = f"{e_ours['seconds'] / r['seconds']:.2f}x" \
+                if e_ours and r is not e_ours else ""
+            rows.append(("2 encode 10 s 1280x720 30 fps + audio", name, f"{r['seconds']:.2f} s",
+                          f"file {fmt_bytes(r['size'])}, PSNR {r['psnr']:.1f} dB", t_ratio))
+        if e_ours and e_ref:
+            ratio = e_ours["seconds"] / e_ref["seconds"]
+            goals.append((f"2 encode time <= 1.0x reference ({ratio:.2f}x)", ratio <= 1.0))
+
+    # 3. upload through the real client to the local double
+    if "upload" in wanted:
+        double_mod = pack_module("nodes.runware.double")
+        double = double_mod.RunwareDouble(api_key="k", job_seconds=0.1,
+                                          storage_dir=work / "double")
+        double.start()
+        try:
+            for key in ("up", "b"):
+                path = clips[key][0]
+                size = path.stat().st_size
+                r = best({"kind": "upload", "path": str(path), "api_url": double.base_url,
+                          "work": str(work / "upload_work")}, 1, 3 * size + GiB,
+                         f"upload {path.name}", skipped)
+                if r is None:
+                    continue
+                stored = double.uploads.get(r["media_uuid"], {})
+                same = False
+                if stored.get("path"):
+                    same = hashlib.sha256(Path(stored["path"]).read_bytes()).digest() == \
+                        hashlib.sha256(path.read_bytes()).digest()
+                ratio = r["bytes"] / size
+                m = r["extra"] / size
+                rows.append((f"3 upload {path.name} ({fmt_bytes(size)})",
+                             "ours: original file, streamed base64"
+                             + ("" if r.get("source_is_original_file") else " (NOT the original!)"),
+                             f"{r['seconds']:.2f} s",
+                             f"{fmt_bytes(r['extra'])} = {m:.2f}x file",
+                             f"sent {ratio:.3f}x file" + (", stored == original" if same else
+                                                          ", STORED BYTES DIFFER")))
+                goals.append((f"3 upload {fmt_bytes(size)}: bytes sent <= 1.34x file "
+                              f"({ratio:.3f}x)",
+                              ratio <= 1.34 and same))
+                goals.append((f"3 upload {fmt_bytes(size)}: peak extra memory <= 1.5x file "
+                              f"({m:.2f}x)", m <= 1.5))
+        finally:
+            double.stop()
+
+    # 4. the Video Frames node vs GetVideoComponents, on the same file-backed VIDEO
+    frame_cases = [("a", "(a) 5 s 720x720 24 fps"), ("b10", "(b) 10 s 1280x720 30 fps")]
+    for key, label in frame_cases if "frames" in wanted else ():
+        path = str(clips[key][0])
+        spec = clips[key][1]
+        out_bytes = spec["frames"] * spec["height"] * spec["width"] * 3 * 4
+        case = f"4{key} VIDEO -> frames {label}"
+        ref = best({"kind": "decode_ref", "path": path}, args.repeat, int(out_bytes * 3.1 + GiB),
+                   f"{case} GetVideoComponents", skipped)
+        real_r = None
+        if use_real:
+            real_r = best({"kind": "decode_real", "path": path, "real": True}, args.repeat,
+                          int(out_bytes * 3.1 + GiB), f"{case} real ComfyUI", skipped)
+        ours = best({"kind": "frames_node", "path": path, "options": {}}, args.repeat,
+                    int(out_bytes * 1.1 + GiB), f"{case} ours", skipped)
+        capped_options = {"frame_cap": 48, "every_nth": 2, "max_size": 512}
+        capped = best({"kind": "frames_node", "path": path, "options": capped_options},
+                      args.repeat, GiB, f"{case} ours capped", skipped)
+        if ours and ref and (ours["shape"] != ref["shape"] or abs(
+                ours["checksum"] - ref["checksum"]) > 1e-6 * max(1.0, abs(ref["checksum"]))):
+            notes.append(f"{case}: the node's frames differ from GetVideoComponents'!")
+        for name, r in (("ComfyUI GetVideoComponents (get_components, reimpl.)", ref),
+                        ("real ComfyUI GetVideoComponents", real_r),
+                        ("ours Runware Video Frames (all frames)", ours),
+                        ("ours Video Frames frame_cap=48 every_nth=2 max_size=512", capped)):
+            if r is None:
+                continue
+            t_ratio = f"{ours['seconds'] / r['seconds']:.2f}x" if ours and r in (ref, real_r) \
+                else ""
+            m = r["extra"] / r["output_bytes"]
+            shape = "x".join(str(x) for x in r["shape"][:3]) if r.get("shape") else ""
+            rows.append((case, name, f"{r['seconds']:.2f} s",
+                         f"{fmt_bytes(r['extra'])} = {m:.2f}x output ({shape})", t_ratio))
+        if ours and ref:
+            ratio = ours["seconds"] / ref["seconds"]
+            goals.append((f"4{key} Video Frames time <= 0.8x GetVideoComponents ({ratio:.2f}x)",
+                          ratio <= 0.8))
+        if ours:
+            m = ours["extra"] / ours["output_bytes"]
+            goals.append((f"4{key} Video Frames peak extra memory <= 1.25x output ({m:.2f}x)",
+                          m <= 1.25))
 
     print()
     print(f"machine: {machine()}")

@@ -293,6 +293,8 @@ def model_outputs(
             video, frames, audio, fps = media.results_to_outputs(
                 result.path, need_images=need_images, need_audio=need_audio
             )
+        except media.NotEnoughMemoryError:  # says itself where the file is and what to do
+            raise
         except Exception as exc:
             if host.is_interrupt(exc):  # older ComfyUI: the interrupt is an Exception
                 raise

@@ -9,6 +9,7 @@ from .common import RunwareDelivery
 from .fetch import RunwareFetchResult
 from .ovi import RunwareAccelerator, RunwareOvi, RunwareOviPrompt
 from .sync3 import RunwareSync3, RunwareSync3Segment, RunwareSync3Speaker, RunwareSync3TTS
+from .video_frames import RunwareVideoFrames
 
 _NODES: list[tuple[str, type, str]] = [
     ("RunwareOvi", RunwareOvi, "Runware Ovi (Text/Image to Video + Audio)"),
@@ -20,6 +21,7 @@ _NODES: list[tuple[str, type, str]] = [
     ("RunwareSync3Speaker", RunwareSync3Speaker, "Runware sync-3 Speaker"),
     ("RunwareSync3TTS", RunwareSync3TTS, "Runware sync-3 TTS"),
     ("RunwareFetchResult", RunwareFetchResult, "Runware Fetch Result (recover a job)"),
+    ("RunwareVideoFrames", RunwareVideoFrames, "Runware Video Frames"),
 ]
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {node_id: cls for node_id, cls, _ in _NODES}

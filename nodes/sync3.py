@@ -23,7 +23,7 @@ from .common import (
     output_inputs,
     run_job,
 )
-from .runware import media
+from .runware import media, video_input
 from .runware.errors import ValidationError
 from .runware.tasks import (
     SPEAKER_MODES,
@@ -161,7 +161,7 @@ class RunwareSync3:
 def _video_input(video: Any, images: Any, fps: float,
                  tmp_dir: Path) -> tuple[Path, str, VideoFacts]:
     if video is not None:
-        source, mime = media.video_upload_source(video, tmp_dir, input_name="video")
+        source, mime = video_input.video_upload_source(video, tmp_dir, input_name="video")
         if isinstance(source, bytes):  # a file streams its base64; bytes would go in one piece
             spill = tmp_dir / ("video." + mime.rsplit("/", 1)[-1].replace("quicktime", "mov"))
             spill.write_bytes(source)
@@ -183,10 +183,9 @@ def _segments(segments: list[dict] | None, tmp_dir: Path) -> list[Segment] | Non
         path, mime = media.audio_upload_file(seg["audio"], tmp_dir,
                                              input_name=f"segments[{i}].audio",
                                              name=f"segment{i}")
-        wave = seg["audio"]["waveform"]
         out.append(Segment(
             source=path, mime=mime,
-            audio_duration=wave.shape[-1] / float(seg["audio"]["sample_rate"]),
+            audio_duration=media.audio_seconds(seg["audio"], f"segments[{i}].audio"),
             start_time=seg["start_time"], end_time=seg["end_time"],
             audio_start_time=seg.get("audio_start_time"),
             audio_end_time=seg.get("audio_end_time"),
@@ -233,8 +232,11 @@ class RunwareSync3Segment:
     def build(self, audio: dict, start_time: float, end_time: float,
               audio_start_time: float = -1.0, audio_end_time: float = -1.0,
               segments: list[dict] | None = None) -> tuple[list[dict]]:
-        if not isinstance(audio, dict) or "waveform" not in audio:
-            raise ValidationError("audio must be an AUDIO value", parameter="audio")
+        if not media.is_audio(audio):
+            raise ValidationError(
+                f"audio must be an AUDIO value (waveform + sample_rate), got "
+                f"{type(audio).__name__}", parameter="audio",
+                hint="Connect an AUDIO output (e.g. Load Audio) to audio.")
         segment = {"audio": audio, **segment_options(start_time, end_time, audio_start_time,
                                                      audio_end_time)}
         return ([*(segments or []), segment],)

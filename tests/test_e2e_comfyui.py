@@ -54,7 +54,7 @@ API_KEY = "offline-e2e-key"
 OUR_NODES = (
     "RunwareOvi", "RunwareSync3", "RunwareSync3Segment", "RunwareSync3Speaker",
     "RunwareSync3TTS", "RunwareOviPrompt", "RunwareAccelerator", "RunwareDelivery",
-    "RunwareFetchResult",
+    "RunwareFetchResult", "RunwareVideoFrames",
 )
 NOTE_TYPES = {"MarkdownNote", "Note"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}

@@ -27,6 +27,7 @@ from media_factory import write_mp4
 
 host = pack_module("nodes.host")
 media = pack_module("nodes.runware.media")
+video_input = pack_module("nodes.runware.video_input")
 
 PROMPT = "A robot says <S>All systems go<E>. <AUDCAP>whirring motors<ENDAUDCAP>"
 
@@ -367,7 +368,7 @@ def test_an_unedited_clip_is_uploaded_as_its_file(tmp_path, make):
     video = make(str(clip))
     assert host.video_edits(video) is None
     assert host.video_file_source(video) == str(clip)
-    source, mime = media.video_upload_source(video, tmp_path / "work")
+    source, mime = video_input.video_upload_source(video, tmp_path / "work")
     assert str(source) == str(clip) and mime == "video/mp4"
 
 
@@ -411,7 +412,7 @@ def test_a_failing_edit_check_counts_as_edited(tmp_path):
 def test_the_upload_of_an_edited_clip_holds_the_edit(tmp_path, video_kwargs, frames, size):
     clip = _clip(tmp_path / "a.mp4")
     video = PublicEditsVideo(str(clip), **video_kwargs)
-    source, mime = media.video_upload_source(video, tmp_path / "work")
+    source, mime = video_input.video_upload_source(video, tmp_path / "work")
     assert str(source) != str(clip) and mime == "video/mp4"
     data = source if isinstance(source, bytes) else open(source, "rb").read()
     with av.open(io.BytesIO(data)) as container:

@@ -21,6 +21,7 @@ from media_factory import probe, write_clip, write_mp4, write_wav
 from PIL import Image
 
 media = pack_module("nodes.runware.media")
+video_input = pack_module("nodes.runware.video_input")
 host = pack_module("nodes.host")
 errors = pack_module("nodes.runware.errors")
 MediaError = media.MediaError
@@ -400,27 +401,28 @@ def test_file_backed_video_uploads_its_own_bytes(clips, tmp_path, monkeypatch, k
     def no_decode(*a, **k):
         raise AssertionError("decoded")
 
-    monkeypatch.setattr(media, "decode_video", no_decode)
-    monkeypatch.setattr(media, "frames_to_mp4", no_decode)
+    monkeypatch.setattr(video_input, "frames_to_mp4", no_decode)
+    monkeypatch.setattr(video_input, "_remux", no_decode)
+    monkeypatch.setattr(video_input, "_transcode", no_decode)
     video = host.video_from_file(clips[key])
-    source, got_mime = media.video_upload_source(video, tmp_path)
+    source, got_mime = video_input.video_upload_source(video, tmp_path)
     assert Path(source) == clips[key] and got_mime == mime
     assert not list(tmp_path.iterdir())
     data = clips[key].read_bytes()
-    source, got_mime = media.video_upload_source(host.video_from_file(io.BytesIO(data)),
+    source, got_mime = video_input.video_upload_source(host.video_from_file(io.BytesIO(data)),
                                                  tmp_path)
     assert source == data and got_mime == mime
 
 
 def test_other_container_is_rewritten_once(clips, tmp_path):
-    source, mime = media.video_upload_source(host.video_from_file(clips["mkv"]), tmp_path)
+    source, mime = video_input.video_upload_source(host.video_from_file(clips["mkv"]), tmp_path)
     assert mime == "video/mp4" and Path(source).parent == tmp_path
     assert probe(Path(source))["frames"] == 12
 
 
 def test_components_video_is_encoded(tmp_path):
     video = host.video_from_components(ramp(10, 32, 48), 10.0, tone(1.0, 22050, 2))
-    source, mime = media.video_upload_source(video, tmp_path, input_name="video")
+    source, mime = video_input.video_upload_source(video, tmp_path, input_name="video")
     info = probe(Path(source))
     assert mime == "video/mp4" and info["frames"] == 10 and info["sample_rate"] == 22050
     assert (info["width"], info["height"], info["fps"]) == (48, 32, 10.0)
@@ -428,13 +430,13 @@ def test_components_video_is_encoded(tmp_path):
 
 def test_video_input_errors(tmp_path):
     with pytest.raises(MediaError, match="not connected"):
-        media.video_upload_source(None, tmp_path, input_name="video")
+        video_input.video_upload_source(None, tmp_path, input_name="video")
     with pytest.raises(MediaError, match="must be a VIDEO"):
-        media.video_upload_source(torch.zeros(1), tmp_path, input_name="video")
+        video_input.video_upload_source(torch.zeros(1), tmp_path, input_name="video")
     notvideo = tmp_path / "x.mp4"
     notvideo.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 100)
     with pytest.raises(MediaError, match="not a readable video") as exc:
-        media.video_upload_source(host.video_from_file(notvideo), tmp_path / "w")
+        video_input.video_upload_source(host.video_from_file(notvideo), tmp_path / "w")
     assert exc.value.parameter == "video"
 
 
@@ -442,7 +444,7 @@ def test_upload_of_a_file_backed_video_sends_its_bytes(clips, double, fast_confi
     import asyncio
 
     client_mod = pack_module("nodes.runware.client")
-    source, mime = media.video_upload_source(host.video_from_file(clips["stereo"]), tmp_path)
+    source, mime = video_input.video_upload_source(host.video_from_file(clips["stereo"]), tmp_path)
 
     async def run():
         async with client_mod.RunwareClient(fast_config) as client:
@@ -506,6 +508,7 @@ COMFY_CHILD = textwrap.dedent(
     from conftest import pack_module
     from media_factory import write_clip
     media = pack_module("nodes.runware.media"); host = pack_module("nodes.host")
+    video_input = pack_module("nodes.runware.video_input")
     work = Path(work)
     clip = write_clip(work / "result.mp4", width=64, height=48, fps=12, frames=12)
     out = {"stubbed": sorted(set(stubbed))}
@@ -519,14 +522,14 @@ COMFY_CHILD = textwrap.dedent(
     # seek(0), which keeps AAC's priming silence at the start (ours matches a plain decode)
     out["audio_same_shape"] = list(comps.audio["waveform"].shape) == list(audio["waveform"].shape)
     out["fps"] = [float(comps.frame_rate), fps]
-    src, mime = media.video_upload_source(VideoFromFile(str(clip)), work / "u1")
+    src, mime = video_input.video_upload_source(VideoFromFile(str(clip)), work / "u1")
     out["file_as_is"] = str(src) == str(clip) and mime == "video/mp4"
-    src, mime = media.video_upload_source(VideoFromFile(io.BytesIO(clip.read_bytes())),
+    src, mime = video_input.video_upload_source(VideoFromFile(io.BytesIO(clip.read_bytes())),
                                           work / "u2")
     out["bytes_as_is"] = src == clip.read_bytes()
     vc = VideoFromComponents(VideoComponents(images=images, audio=audio,
                                              frame_rate=Fraction(12)))
-    src, mime = media.video_upload_source(vc, work / "u3")
+    src, mime = video_input.video_upload_source(vc, work / "u3")
     back = media.decode_video(Path(src))
     out["components_uploaded"] = [mime, back.frame_count, back.audio["sample_rate"]]
     made = host.video_from_components(images, 12.0, audio)
@@ -558,3 +561,51 @@ def test_with_real_comfyui_video_types(tmp_path):
 def test_media_factory_old_helpers_still_work(tmp_path):
     info = probe(write_mp4(tmp_path / "old.mp4"))
     assert info["frames"] == 24 and info["sample_rate"] == 22050
+
+
+# -- video inputs: the pre-upload check and conversions ------------------------------------
+
+
+def test_scan_names_the_input_and_says_what_to_do(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty") as exc:
+        video_input.scan_video(empty, "video")
+    assert exc.value.parameter == "video"
+    wav = write_wav(tmp_path / "voice.wav")
+    with pytest.raises(MediaError, match="no video stream") as exc:
+        video_input.video_upload_source(wav, tmp_path / "w", input_name="video")
+    assert "Load Audio" in str(exc.value) and str(exc.value).startswith("video: ")
+    garbage = tmp_path / "notes.mp4"
+    garbage.write_bytes(b"hello, this is not a video" * 40)
+    with pytest.raises(MediaError, match="not a readable video") as exc:
+        video_input.video_upload_source(garbage, tmp_path / "w")
+    assert "Re-export" in str(exc.value) and "media" not in str(exc.value)
+
+
+def test_mkv_bytes_are_remuxed_too(clips, tmp_path):
+    data = clips["mkv"].read_bytes()
+    source, mime = video_input.video_upload_source(host.video_from_file(io.BytesIO(data)),
+                                                   tmp_path)
+    assert mime == "video/mp4" and Path(source).suffix == ".mp4"
+    assert probe(Path(source))["frames"] == 12
+
+
+def test_truncated_bytes_are_refused(clips, tmp_path):
+    data = clips["webm"].read_bytes()
+    cut = io.BytesIO(data[:len(data) * 2 // 3])
+    with pytest.raises(MediaError, match="damaged or incomplete") as exc:
+        video_input.video_upload_source(host.video_from_file(cut), tmp_path)
+    assert "the video bytes" in str(exc.value) and exc.value.parameter == "video"
+
+
+def test_encoder_frame_is_swscale_exact_and_deterministic():
+    rng = np.random.default_rng(3)
+    for w, h in ((66, 48), (128, 72), (2, 2)):
+        rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        frame = media.encoder_frame(rgb)
+        plain = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        assert np.array_equal(frame.to_ndarray(), plain.to_ndarray())
+        # every byte (row padding too) is written: two frames are byte-identical
+        again = media.encoder_frame(rgb)
+        assert [bytes(p) for p in frame.planes] == [bytes(p) for p in again.planes]

@@ -46,6 +46,7 @@ NODE_SETUP: dict[str, dict[str, Any]] = {
     "RunwareSync3TTS": {},
     "RunwareDelivery": {"webhook_url": "https://hooks.example.com/x"},
     "RunwareFetchResult": {"task_uuid": str(uuid.uuid4())},
+    "RunwareVideoFrames": {"video": "clip"},
 }
 
 

@@ -162,7 +162,8 @@ class RunwareClient:
                 sock_connect=self.config.connect_timeout,
                 sock_read=self.config.read_timeout,
             )
-            self._session = aiohttp.ClientSession(timeout=timeout)
+            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and .netrc) apply, as for pip
+            self._session = aiohttp.ClientSession(timeout=timeout, trust_env=True)
         return self._session
 
     # -- cancel-aware waiting --------------------------------------------------------

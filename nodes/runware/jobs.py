@@ -237,10 +237,19 @@ async def _upload_all(
             uuids[upload.placeholder] = cached
             all_fresh = False
             continue
-        if upload.task_type == "imageUpload":
-            done = await client.upload_image(upload.source, upload.mime)
-        else:
-            done = await client.upload_media(upload.source, upload.mime)
+        try:
+            if upload.task_type == "imageUpload":
+                done = await client.upload_image(upload.source, upload.mime)
+            else:
+                done = await client.upload_media(upload.source, upload.mime)
+        except ValidationError as exc:  # name the node input, not the API field ("media")
+            raise ValidationError(
+                f"{upload.input_name}: Runware refused the upload ({exc.message})",
+                code=exc.code, parameter=upload.input_name, http_status=exc.http_status,
+                hint=f"Check that what is connected to {upload.input_name} plays in a "
+                     "player, or convert it (e.g. to MP4 or WAV) and queue again. Nothing "
+                     "was submitted, so nothing was paid for.",
+            ) from exc
         log.info("Uploaded %s as %s", upload.input_name, done.uuid)
         known.put(key, done.uuid)
         uuids[upload.placeholder] = done.uuid

@@ -17,7 +17,7 @@ import base64
 import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,7 +41,17 @@ SILENT_SAMPLE_RATE = 44100
 AAC_RATES = frozenset(
     (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 )
-X264_OPTIONS = {"preset": "veryfast", "crf": "18"}
+X264_OPTIONS = {"preset": "veryfast", "crf": "18", "flags": "+bitexact",
+                "x264-params": "mbtree=0"}
+# Same input -> same bytes, on every run and after a restart: uploads are fingerprinted by
+# their bytes (a new fingerprint is a new paid job). x264's output depends on its thread
+# count, so it is fixed (8 keeps 2-16 core machines busy); its macroblock-tree rate
+# control reads uninitialised memory at sizes that are not multiples of 16 (measured: the
+# same frames gave different files), so it is off; "bitexact" keeps version strings and
+# dates out of the container and the AAC/FLAC streams.
+X264_THREADS = 8
+BITEXACT_MUXER = {"fflags": "+bitexact"}
+BITEXACT_CODEC = {"flags": "+bitexact"}
 # Frames converted per step: up to 16, and at most this many bytes of uint8 staging (16
 # frames of 720p = 44 MB); measured faster than per-frame conversion by ~2x.
 DECODE_CHUNK_FRAMES = 16
@@ -216,17 +226,41 @@ def image_to_data_uri(
 # -- AUDIO checks and files -----------------------------------------------------------
 
 
+def is_audio(value: Any) -> bool:
+    """True for an AUDIO value: any mapping with ``waveform`` and ``sample_rate``.
+
+    ComfyUI's own AUDIO is a dict; VideoHelperSuite's Load Video hands out a lazy
+    ``Mapping`` that decodes on first access. Both are accepted (as ComfyUI's SaveAudio does).
+    """
+    if isinstance(value, Mapping) or (hasattr(value, "keys") and hasattr(value, "__getitem__")):
+        try:
+            keys = set(value.keys())
+        except Exception:  # a lazy mapping that cannot load its audio
+            return False
+        return {"waveform", "sample_rate"} <= keys
+    return False
+
+
 def _check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
-    """AUDIO dict -> ([C,T] float32 CPU waveform, sample rate), checked."""
-    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+    """AUDIO -> ([C,T] float32 CPU waveform with C <= 2, sample rate), checked.
+
+    More than two channels are mixed down to stereo (see :func:`downmix_to_stereo`).
+    """
+    if not is_audio(audio):
         raise MediaError(
-            f"{input_name} must be an AUDIO value (waveform + sample_rate)",
-            parameter=input_name,
+            f"{input_name} must be an AUDIO value (waveform + sample_rate), got "
+            f"{type(audio).__name__}", parameter=input_name,
             hint=f"Connect an AUDIO output (e.g. Load Audio) to {input_name}.",
         )
     wave = audio["waveform"]
     if not isinstance(wave, torch.Tensor):
-        wave = torch.as_tensor(np.asarray(wave))
+        try:
+            wave = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise MediaError(f"{input_name}: waveform is not an array of samples",
+                             parameter=input_name,
+                             hint=f"Connect an AUDIO output to {input_name}.") from None
+    shape = tuple(wave.shape)
     if wave.ndim == 3:
         if wave.shape[0] != 1:
             raise MediaError(
@@ -239,17 +273,16 @@ def _check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
         wave = wave.unsqueeze(0)
     if wave.ndim != 2 or wave.shape[0] < 1:
         raise MediaError(f"{input_name}: waveform must be [1, channels, samples], got "
-                         f"{tuple(audio['waveform'].shape)}", parameter=input_name)
-    if wave.shape[0] > 8:
-        raise MediaError(f"{input_name} has {wave.shape[0]} channels; at most 8 are supported",
-                         parameter=input_name, hint="Mix the audio down to stereo first.")
+                         f"{shape}", parameter=input_name,
+                         hint=f"Connect an AUDIO output to {input_name}.")
     try:
         rate = int(audio["sample_rate"])
     except (TypeError, ValueError):
         rate = 0
     if rate <= 0:
         raise MediaError(f"{input_name}: sample_rate must be a positive integer, got "
-                         f"{audio['sample_rate']!r}", parameter=input_name)
+                         f"{audio['sample_rate']!r}", parameter=input_name,
+                         hint=f"Connect an AUDIO output to {input_name}.")
     if wave.shape[1] == 0:
         raise MediaError(f"{input_name} is empty (zero samples)", parameter=input_name,
                          hint=f"Connect audio with sound in it to {input_name}.")
@@ -257,11 +290,99 @@ def _check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
     if torch.isnan(wave).any():
         raise MediaError(f"{input_name} contains NaN samples", parameter=input_name,
                          hint="The upstream node produced invalid audio.")
+    if wave.shape[0] > 2:
+        log.info("%s has %d channels; mixed down to stereo (ITU-R BS.775 coefficients)",
+                 input_name, wave.shape[0])
+        wave = downmix_to_stereo(wave)
     return wave, rate
 
 
+def audio_seconds(audio: Any, input_name: str = "audio") -> float:
+    """An AUDIO value's length in seconds (checked like an upload)."""
+    wave, rate = _check_audio(audio, input_name)
+    return int(wave.shape[-1]) / float(rate)
+
+
+# -- downmix: any channel count -> stereo ------------------------------------------------
+# Runware's audio inputs are mono or stereo. More channels are mixed the ITU-R BS.775 way
+# (the "Lo/Ro" downmix): Lo = L + 0.7071 C + 0.7071 (every other left channel: side, back,
+# wide, top), Ro likewise; LFE is dropped. If the mix would clip (peak above 1.0) the whole
+# clip is scaled down to peak at 1.0, so nothing is clipped and quieter mixes are unchanged.
+MIX_LEVEL = 0.7071  # -3 dB, BS.775's centre and surround level
+# FFmpeg's default layout for a channel count (what a WAV without a channel mask means)
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1",
+                    7: "6.1", 8: "7.1"}
+_FRONT_LEFT, _FRONT_RIGHT = frozenset({"FL"}), frozenset({"FR"})
+_LFE = frozenset({"LFE", "LFE2", "LOW_FREQUENCY", "LOW_FREQUENCY_2"})
+
+
+def channel_names(count: int) -> list[str] | None:
+    """FFmpeg's channel names (FL, FR, FC, LFE, ...) of the default layout for ``count``."""
+    name = _DEFAULT_LAYOUTS.get(count)
+    if name is None:
+        return None
+    return [c.name for c in av.AudioLayout(name).channels]
+
+
+def _known_channel(name: str) -> bool:
+    return name.upper() not in ("NONE", "UNKNOWN", "UNUSED", "") and not \
+        name.upper().startswith(("USR", "AMBISONIC"))
+
+
+def downmix_matrix(names: Sequence[str] | None, count: int) -> np.ndarray:
+    """The [2, count] Lo/Ro matrix for channels called ``names`` (None: no known layout).
+
+    Without names (more than 8 channels, no standard order) odd-numbered channels (1st, 3rd,
+    ...) go left and the others right, each side averaged.
+    """
+    matrix = np.zeros((2, count), dtype=np.float32)
+    if names is None or len(names) != count:
+        matrix[0, 0::2] = 1.0 / len(range(0, count, 2))
+        if count > 1:
+            matrix[1, 1::2] = 1.0 / len(range(1, count, 2))
+        else:
+            matrix[1, 0] = 1.0
+        return matrix
+    for i, raw in enumerate(names):
+        name = raw.upper()
+        if name in _LFE:
+            continue
+        if name in _FRONT_LEFT:
+            matrix[0, i] = 1.0
+        elif name in _FRONT_RIGHT:
+            matrix[1, i] = 1.0
+        elif name.endswith("L") or name.endswith("LC") or name == "DL":
+            matrix[0, i] = MIX_LEVEL
+        elif name.endswith("R") or name.endswith("RC") or name == "DR":
+            matrix[1, i] = MIX_LEVEL
+        else:  # centre channels (FC, BC, TC, ...) and anything unnamed: both sides
+            matrix[:, i] = MIX_LEVEL
+    return matrix
+
+
+def downmix_to_stereo(wave: torch.Tensor, names: Sequence[str] | None = None) -> torch.Tensor:
+    """[C,T] float -> [2,T] float32: the Lo/Ro downmix above (C > 2), peak-limited to 1.0.
+
+    ``names`` are the channels' FFmpeg names when the file says them; otherwise the
+    default layout for the channel count is assumed.
+    """
+    count = int(wave.shape[0])
+    if count <= 2:
+        return wave
+    if not names or len(names) != count or not all(_known_channel(n) for n in names):
+        names = channel_names(count)  # unlabelled (e.g. a WAV without a channel mask)
+    matrix = torch.from_numpy(downmix_matrix(names, count))
+    mixed = matrix @ wave.to(torch.float32)
+    peak = float(mixed.abs().max()) if mixed.numel() else 0.0
+    if peak > 1.0:
+        log.info("the stereo downmix peaks at %.2f; scaled down to peak at 1.0", peak)
+        mixed.mul_(1.0 / peak)
+    return mixed.contiguous()
+
+
 def _layout(channels: int) -> av.AudioLayout:
-    return av.AudioLayout({1: "mono", 2: "stereo"}.get(channels, channels))
+    return av.AudioLayout({1: "mono", 2: "stereo"}.get(channels) or
+                          _DEFAULT_LAYOUTS.get(channels, "stereo"))
 
 
 def audio_to_file(audio: dict, dest: Path, *, input_name: str = "audio") -> Path:
@@ -290,10 +411,11 @@ def audio_to_file(audio: dict, dest: Path, *, input_name: str = "audio") -> Path
     packed = np.ascontiguousarray(data.numpy().T).reshape(1, -1)  # interleaved samples
     tmp = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(tmp), "w", format=suffix[1:]) as out:
+    with av.open(str(tmp), "w", format=suffix[1:], options=dict(BITEXACT_MUXER)) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.layout = layout
         stream.format = fmt
+        stream.options = dict(BITEXACT_CODEC)
         frame = av.AudioFrame.from_ndarray(packed, format=fmt, layout=layout.name)
         frame.sample_rate = rate
         frame.pts = 0
@@ -357,11 +479,8 @@ def frames_to_mp4(
     scratch = torch.empty((chunk, min(h, eh), min(w, ew), c), dtype=torch.float32)
     ch, cw = min(h, eh), min(w, ew)
     try:
-        with av.open(str(tmp), "w", format="mp4") as out:
-            vstream = out.add_stream("libx264", rate=rate)
-            vstream.width, vstream.height, vstream.pix_fmt = ew, eh, "yuv420p"
-            vstream.options = dict(X264_OPTIONS)
-            vstream.codec_context.thread_count = 0  # x264 picks its own thread count
+        with av.open(str(tmp), "w", format="mp4", options=dict(BITEXACT_MUXER)) as out:
+            vstream = add_h264_stream(out, rate, ew, eh)
             writer = _AudioWriter(out, wave, sample_rate, n / rate_f) if wave is not None \
                 else None
             for start in range(0, n, chunk):
@@ -380,7 +499,7 @@ def frames_to_mp4(
                     stage[:k, :, w] = stage[:k, :, w - 1]
                 arr = stage.numpy()
                 for j in range(k):
-                    frame = av.VideoFrame.from_ndarray(arr[j], format="rgb24")
+                    frame = encoder_frame(arr[j])
                     frame.pts = start + j
                     for pkt in vstream.encode(frame):
                         out.mux(pkt)
@@ -395,6 +514,47 @@ def frames_to_mp4(
         raise
     tmp.replace(dest)
     return dest
+
+
+def encoder_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """uint8 RGB [H,W,3] (even H and W) -> a yuv420p frame, the same bytes on every run.
+
+    FFmpeg's RGB -> YUV conversion and x264's input copy read past the end of each row
+    (SIMD), into padding that is never initialised, and the stray bytes reach the encoded
+    file. Encoded inputs are fingerprinted by their bytes, so the RGB rows are padded to a
+    multiple of 32 pixels (last pixel repeated) before the conversion, and every byte of
+    the frame handed to x264, row padding included, is written (edge pixels repeated).
+    """
+    h, w = int(rgb.shape[0]), int(rgb.shape[1])
+    pw = (w + 31) // 32 * 32
+    if pw != w:
+        rgb = np.pad(rgb, ((0, 0), (0, pw - w), (0, 0)), mode="edge")
+    yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+        format="yuv420p")
+    flat = yuv.to_ndarray().reshape(-1)
+    luma, chroma = h * pw, (h // 2) * (pw // 2)
+    planes = [flat[:luma].reshape(h, pw)[:, :w],
+              flat[luma:luma + chroma].reshape(h // 2, pw // 2)[:, :w // 2],
+              flat[luma + chroma:luma + 2 * chroma].reshape(h // 2, pw // 2)[:, :w // 2]]
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, planes, strict=True):
+        rows, width = data.shape
+        if plane.line_size != width:
+            data = np.pad(data, ((0, 0), (0, plane.line_size - width)), mode="edge")
+        if plane.buffer_size != rows * plane.line_size:  # rows of padding below, too
+            extra = plane.buffer_size // plane.line_size - rows
+            data = np.pad(data, ((0, extra), (0, 0)), mode="edge")
+        plane.update(np.ascontiguousarray(data))
+    return frame
+
+
+def add_h264_stream(out: Any, rate: Fraction, width: int, height: int) -> Any:
+    """An x264 stream with the pack's settings: yuv420p, veryfast CRF 18, deterministic."""
+    vstream = out.add_stream("libx264", rate=rate)
+    vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+    vstream.options = dict(X264_OPTIONS)
+    vstream.codec_context.thread_count = X264_THREADS
+    return vstream
 
 
 class _AudioWriter:
@@ -416,6 +576,7 @@ class _AudioWriter:
             log.info("audio at %d Hz resampled to 48000 Hz for AAC", rate)
         self.stream = out.add_stream("aac", rate=out_rate)
         self.stream.layout = self.layout
+        self.stream.options = dict(BITEXACT_CODEC)
         self.resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=out_rate) \
             if out_rate != rate else None
 
@@ -446,7 +607,7 @@ class _AudioWriter:
         self._encode(None)
 
 
-# -- VIDEO input -> upload source ------------------------------------------------------
+# -- container sniffing ----------------------------------------------------------------
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -460,93 +621,50 @@ def sniff_container(head: bytes) -> str | None:
     return None
 
 
-def _check_opens(source: str | Path | BinaryIO, input_name: str, label: str) -> None:
-    """Read the headers only (no decoding): refuse a file without a video stream."""
+# -- memory guard -----------------------------------------------------------------------
+
+# Our decoder peaks at ~1.1x its output (bench/bench_media.py); keep this much spare too.
+DECODE_OVERHEAD = 1.1
+DECODE_SPARE_BYTES = 512 << 20
+
+
+class NotEnoughMemoryError(MediaError):
+    """Decoding frames would need more memory than the machine has available."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (psutil, which ComfyUI ships), or None."""
     try:
-        with av.open(source if not isinstance(source, Path) else str(source)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{input_name}: {label} has no video stream",
-                                 parameter=input_name, hint="Connect a video with picture.")
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"{input_name}: {label} is not a readable video ({exc})",
-                         parameter=input_name, hint="Re-encode the video (e.g. as MP4).") from None
-    finally:
-        if isinstance(source, io.BytesIO):
-            source.seek(0)
+        import psutil
+    except ImportError:  # psutil is in requirements.txt; without it there is no guard
+        return None
+    try:
+        return int(psutil.virtual_memory().available)
+    except Exception:  # e.g. a sandbox without /proc
+        log.debug("psutil.virtual_memory failed", exc_info=True)
+        return None
 
 
-def video_upload_source(
-    video: Any, work_dir: Path, *, input_name: str = "video"
-) -> tuple[Path | bytes, str]:
-    """A ComfyUI VIDEO -> (file path or bytes, mime) for ``mediaStorage``.
-
-    A video backed by a file or bytes that already are MP4 / MOV / WEBM is sent as it is:
-    no decode, no re-encode. Tensors in memory (VideoFromComponents) are encoded once
-    with :func:`frames_to_mp4`; anything else is written once with its own ``save_to``
-    (a cheap remux for files in other containers), falling back to its components.
-    """
-    if video is None:
-        raise MediaError(f"{input_name} is not connected", parameter=input_name,
-                         hint=f"Connect a VIDEO (e.g. Load Video) to {input_name}.")
-    work_dir = Path(work_dir)
-    if isinstance(video, (str, Path)):
-        source: Any = Path(video)
-    else:
-        source = host.video_file_source(video)
-        if source is None and not hasattr(video, "get_components"):
-            raise MediaError(
-                f"{input_name} must be a VIDEO, got {type(video).__name__}",
-                parameter=input_name, hint=f"Connect a VIDEO output to {input_name}.",
-            )
-    if isinstance(source, io.BytesIO):
-        kind = sniff_container(bytes(source.getbuffer()[:64]))
-        if kind in VIDEO_MIME:
-            _check_opens(source, input_name, "the video bytes")
-            log.debug("%s: uploading the video's own %s bytes as they are", input_name, kind)
-            return source.getvalue(), VIDEO_MIME[kind]
-    elif source is not None:
-        path = Path(source)
-        if not path.is_file():
-            raise MediaError(f"{input_name}: the video file {path} does not exist",
-                             parameter=input_name, hint="Load the video again.")
-        with open(path, "rb") as fh:
-            kind = sniff_container(fh.read(64))
-        if kind in VIDEO_MIME:
-            _check_opens(path, input_name, f"the file {path.name}")
-            log.debug("%s: uploading %s as it is (%s)", input_name, path, kind)
-            return path, VIDEO_MIME[kind]
-    work_dir.mkdir(parents=True, exist_ok=True)
-    dest = work_dir / f"{input_name}.mp4"
-    if host.is_components_video(video):
-        components = video.get_components()
-        return _encode_components(components, dest, input_name), VIDEO_MIME["mp4"]
-    if source is not None or hasattr(video, "save_to"):
-        try:
-            if source is not None and not hasattr(video, "save_to"):
-                raise TypeError("a bare path has no save_to")
-            video.save_to(str(dest))
-            with open(dest, "rb") as fh:
-                if sniff_container(fh.read(64)) == "mp4":
-                    log.info("%s: rewritten once as MP4 with its own save_to", input_name)
-                    return dest, VIDEO_MIME["mp4"]
-        except Exception as exc:  # a container/codec MP4 cannot hold: re-encode instead
-            log.info("%s: save_to as MP4 failed (%s); re-encoding", input_name, exc)
-    if source is not None:
-        decoded = decode_video(source if isinstance(source, io.BytesIO) else Path(source))
-        assert decoded.images is not None
-        frames_to_mp4(decoded.images, decoded.fps, dest, decoded.audio, input_name=input_name)
-        return dest, VIDEO_MIME["mp4"]
-    return _encode_components(video.get_components(), dest, input_name), VIDEO_MIME["mp4"]
+def frames_bytes(frames: int, width: int, height: int) -> int:
+    """Size of an IMAGE batch (float32 RGB) of ``frames`` frames."""
+    return int(frames) * int(width) * int(height) * 3 * 4
 
 
-def _encode_components(components: Any, dest: Path, input_name: str) -> Path:
-    images = getattr(components, "images", None)
-    frame_rate = getattr(components, "frame_rate", None)
-    audio = getattr(components, "audio", None)
-    log.info("%s: encoding the video's frames to MP4", input_name)
-    return frames_to_mp4(images, float(frame_rate) if frame_rate else 0.0, dest, audio,
-                         input_name=input_name, fps_name=f"{input_name} frame rate",
-                         audio_name=f"{input_name} audio")
+def check_frames_fit(frames: int, width: int, height: int, *, what: str, options: str,
+                     parameter: str | None = None) -> None:
+    """Refuse (NotEnoughMemoryError) before decoding ``frames`` WxH frames into an IMAGE
+    batch that would not fit in the memory available now (with the decoder's overhead)."""
+    need = frames_bytes(frames, width, height)
+    available = available_memory()
+    if available is None or need * DECODE_OVERHEAD + DECODE_SPARE_BYTES <= available:
+        return
+    gib = 1 << 30
+    raise NotEnoughMemoryError(
+        f"{what} needs about {need * DECODE_OVERHEAD / gib:.1f} GiB of memory ({frames} "
+        f"frames of {width}x{height} as float32 IMAGE frames) but only "
+        f"{available / gib:.1f} GiB is available; decoding was not started, so ComfyUI is "
+        "not at risk of being killed", parameter=parameter, hint=options,
+    )
 
 
 # -- results: file -> IMAGE / AUDIO ---------------------------------------------------
@@ -556,26 +674,27 @@ def _encode_components(components: Any, dest: Path, input_name: str) -> Path:
 class DecodedVideo:
     images: torch.Tensor | None  # [N,H,W,3] float32 0..1, or None when not asked for
     audio: dict | None  # {"waveform": [1,C,T] float32, "sample_rate": int}
-    fps: float
+    fps: float  # of the frames returned (the file's fps / every_nth)
     frame_count: int
-    width: int
+    width: int  # of the frames returned (display orientation, after max_side)
     height: int
     duration: float
 
 
 @dataclass
 class VideoInfo:
-    """What a video file's headers say (no decoding)."""
+    """What a video file's headers say (plus its first frame's rotation)."""
 
     fps: float
     frame_count: int  # from the container; an estimate for some formats (WEBM)
-    width: int
+    width: int  # display size: rotation metadata applied, as players show it
     height: int
     duration: float
     has_audio: bool
     sample_rate: int | None
     channels: int | None
     container: str
+    rotation: int = 0  # degrees counter-clockwise the stored frames are turned to display
 
 
 def _open_result(source: Path | str | BinaryIO) -> Any:
@@ -613,8 +732,37 @@ def _stream_facts(container: Any, label: Any) -> tuple[Any, Any, float, int, int
     return vs, audio, fps, max(0, estimate), int(width), int(height)
 
 
+def rotation_of(frame: Any) -> int:
+    """A decoded frame's display rotation: 0, 90, 180 or 270 degrees counter-clockwise.
+
+    Phone clips store upright pictures sideways plus a display matrix; players (and
+    ComfyUI) turn them. PyAV exposes the matrix as ``VideoFrame.rotation`` (older PyAV:
+    no rotation support, 0).
+    """
+    try:
+        value = float(getattr(frame, "rotation", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+    return int(round(value / 90.0)) % 4 * 90
+
+
+def _first_frame_rotation(container: Any, vs: Any) -> int:
+    """Decode the first frame (only) to read the display rotation; 0 if it does not decode."""
+    try:
+        for frame in container.decode(vs):
+            return rotation_of(frame)
+    except av.error.FFmpegError:
+        pass
+    return 0
+
+
+def display_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    return (height, width) if rotation % 180 else (width, height)
+
+
 def probe_video(path: Path | str | BinaryIO) -> VideoInfo:
-    """A video's fps, size, frame count and audio facts from its headers (no decoding).
+    """A video's fps, display size, frame count and audio facts from its headers, plus the
+    rotation of its first frame (nothing else is decoded).
 
     When the headers hold no frame count (WEBM, MKV) the video packets are counted
     (demuxed, not decoded): sync-3's frame-number, box and segment-end checks need the
@@ -622,15 +770,28 @@ def probe_video(path: Path | str | BinaryIO) -> VideoInfo:
     """
     with _open_result(path) as container:
         vs, audio, fps, count, width, height = _stream_facts(container, path)
+        rotation = _first_frame_rotation(container, vs)
         if not vs.frames:
+            container.seek(0)
             count = sum(1 for packet in container.demux(vs) if packet.size) or count
-        return VideoInfo(
+        info = VideoInfo(
             fps=fps, frame_count=count, width=width, height=height,
             duration=count / fps if fps else 0.0, has_audio=audio is not None,
             sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
             channels=int(audio.codec_context.channels) if audio is not None else None,
             container=container.format.name,
         )
+        info.rotation = rotation
+        info.width, info.height = display_size(width, height, rotation)
+        return info
+
+
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled so the long side is at most ``max_side`` (never enlarged)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 class _FrameSink:
@@ -638,11 +799,17 @@ class _FrameSink:
 
     Frames are staged as uint8 (16 at a time) and each full stage is converted to float in
     one pass by a helper thread (torch releases the GIL) while the next stage fills: two
-    stage buffers, so conversion overlaps decoding and RGB conversion.
+    stage buffers, so conversion overlaps decoding and RGB conversion. Frames are turned
+    upright (display rotation) and scaled to the output size on the way in.
     """
 
-    def __init__(self, capacity: int, height: int, width: int) -> None:
+    def __init__(self, capacity: int, height: int, width: int, rotation: int = 0,
+                 interpolation: str | None = None) -> None:
         self.h, self.w = height, width
+        self.quarter_turns = rotation // 90 % 4
+        # the size to convert each decoded frame to, before it is turned upright
+        self.src_w, self.src_h = display_size(width, height, rotation)
+        self.interpolation = interpolation
         self.capacity = max(1, capacity)
         self.out = torch.empty((self.capacity, height, width, 3), dtype=torch.float32)
         self.chunk = max(1, min(self.capacity, DECODE_CHUNK_FRAMES,
@@ -661,10 +828,16 @@ class _FrameSink:
     def add(self, frame: av.VideoFrame) -> None:
         if self.staged == 0:
             self._wait(self.current)  # this buffer's previous chunk must be converted
-        if frame.width != self.w or frame.height != self.h:  # size change mid-stream
-            arr = frame.to_ndarray(format="rgb24", width=self.w, height=self.h)
+        if frame.width != self.src_w or frame.height != self.src_h:  # scaled, or resized
+            if self.interpolation:
+                arr = frame.to_ndarray(format="rgb24", width=self.src_w, height=self.src_h,
+                                       interpolation=self.interpolation)
+            else:
+                arr = frame.to_ndarray(format="rgb24", width=self.src_w, height=self.src_h)
         else:
             arr = frame.to_ndarray(format="rgb24")
+        if self.quarter_turns:
+            arr = np.rot90(arr, self.quarter_turns)
         self.stages[self.current][self.staged] = arr
         self.staged += 1
         if self.staged == self.chunk:
@@ -744,51 +917,109 @@ class _AudioSink:
                     plane, dtype=np.float32, count=n)
             self.count += n
 
-    def result(self) -> dict:
+    @property
+    def seconds(self) -> float:
+        return self.count / self.rate if self.rate else 0.0
+
+    def result(self, max_seconds: float | None = None) -> dict:
         self.add(None)
-        wave = self.buf[:, :self.count]
-        if self.count != self.buf.shape[1]:
+        count = self.count
+        if max_seconds is not None:
+            count = min(count, math.ceil(max_seconds * self.rate))
+        wave = self.buf[:, :count]
+        if count != self.buf.shape[1]:
             wave = wave.copy()  # contiguous, and the spare capacity is freed
         return {"waveform": torch.from_numpy(wave).unsqueeze(0), "sample_rate": self.rate}
 
 
+def decode_audio_track(source: Path | str | BinaryIO) -> tuple[torch.Tensor, int, list[str]]:
+    """A file's first decodable audio track -> ([C,T] float32, sample rate, FFmpeg channel
+    names such as FL, FR, FC, LFE), at its own rate and channel count."""
+    with _open_result(source) as container:
+        astream = next((s for s in container.streams.audio if s.codec_context is not None),
+                       None)
+        if astream is None:
+            raise MediaError("the file has no audio track", parameter="audio")
+        seconds = container.duration / av.time_base if container.duration else 0.0
+        sink = _AudioSink(astream, math.ceil(seconds * (astream.codec_context.sample_rate or 0))
+                          + 4096)
+        for frame in container.decode(astream):
+            sink.add(frame)
+        audio = sink.result()
+        names = [c.name for c in sink.layout.channels]
+    return audio["waveform"][0], int(audio["sample_rate"]), names
+
+
 def decode_video(
-    path: Path | str | BinaryIO, *, want_images: bool = True, want_audio: bool = True
+    path: Path | str | BinaryIO, *, want_images: bool = True, want_audio: bool = True,
+    max_frames: int | None = None, every_nth: int = 1, max_side: int | None = None,
 ) -> DecodedVideo:
     """A video file -> IMAGE [N,H,W,3] float32 0..1 and AUDIO, in one demux pass.
 
     Frames go straight into one preallocated tensor (sized from the container's frame
-    count, grown if a file holds more); audio keeps the file's rate and channels. A file
-    without audio gives silent audio of the video's length and a warning. Only the
-    streams asked for are decoded.
+    count, grown if a file holds more), upright (display rotation applied, as players and
+    ComfyUI show them); audio keeps the file's rate and channels. A file without audio
+    gives silent audio of the video's length and a warning. Only the streams asked for
+    are decoded.
+
+    ``every_nth`` keeps frames 0, n, 2n, ... (the fps returned is divided by n);
+    ``max_frames`` stops after that many kept frames, and the audio then ends where those
+    frames end; ``max_side`` scales frames down so the long side is at most that.
     """
     label = path if not isinstance(path, io.IOBase) else "the video bytes"
+    every_nth = max(1, int(every_nth))
+    cap = int(max_frames) if max_frames and max_frames > 0 else None
     with _open_result(path) as container:
         vs, astream, fps, estimate, width, height = _stream_facts(container, label)
-        frames = _FrameSink(estimate + (0 if vs.frames else 2), height, width) \
-            if want_images else None
+        out_w, out_h = scaled_size(width, height, max_side)
+        wanted = math.ceil(estimate / every_nth) + (0 if vs.frames else 2)
+        if cap is not None:
+            wanted = min(wanted, cap)
+        frames: _FrameSink | None = None  # made at the first frame: its rotation sets the size
+
+        def add_frame(frame: av.VideoFrame) -> None:
+            nonlocal frames, out_w, out_h
+            if frames is None:
+                rotation = rotation_of(frame)
+                shown = display_size(frame.width, frame.height, rotation)
+                out_w, out_h = scaled_size(*shown, max_side)
+                frames = _FrameSink(wanted, out_h, out_w, rotation,
+                                    "AREA" if (out_w, out_h) != shown else None)
+            frames.add(frame)
+
+        # where the kept frames end, in seconds (None: the whole file)
+        end_seconds = cap * every_nth / fps if cap is not None and fps else None
         audio_sink = None
         if want_audio and astream is not None:
-            seconds = estimate / fps if fps else 0.0
+            seconds = end_seconds if end_seconds is not None else (estimate / fps if fps else 0.0)
             audio_sink = _AudioSink(astream, math.ceil(seconds * astream.codec_context.sample_rate)
                                     + 4096)
         streams = []
-        if frames is not None:
+        if want_images:
             vs.thread_type = "AUTO"  # frame + slice threads
             streams.append(vs)
         if audio_sink is not None:
             streams.append(astream)
+        index = kept = 0
+        video_done = not want_images
         try:
             for packet in container.demux(*streams) if streams else ():
-                decoded = packet.decode()
                 if packet.stream is vs:
-                    assert frames is not None
-                    for frame in decoded:
-                        frames.add(frame)
+                    if video_done:
+                        continue
+                    for frame in packet.decode():
+                        if index % every_nth == 0 and not video_done:
+                            add_frame(frame)
+                            kept += 1
+                            video_done = cap is not None and kept >= cap
+                        index += 1
                 else:
                     assert audio_sink is not None
-                    for frame in decoded:
+                    for frame in packet.decode():
                         audio_sink.add(frame)
+                if video_done and end_seconds is not None and (
+                        audio_sink is None or audio_sink.seconds >= end_seconds):
+                    break
         except av.error.FFmpegError as exc:
             if frames is not None:
                 frames.close()
@@ -799,21 +1030,23 @@ def decode_video(
             if frames is not None:
                 frames.close()
             raise
-        images = frames.result() if frames is not None else None
-        count = int(images.shape[0]) if images is not None else estimate
-        if images is not None and count == 0:
+        if want_images and frames is None:
             raise MediaError(f"{label} holds no video frames", parameter="video",
                              hint="The result is empty; run the node again.")
-        audio = audio_sink.result() if audio_sink is not None else None
-    duration = count / fps if fps else 0.0
+        images = frames.result() if frames is not None else None
+        count = int(images.shape[0]) if images is not None else (
+            min(math.ceil(estimate / every_nth), cap or estimate))
+        audio = audio_sink.result(end_seconds) if audio_sink is not None else None
+    out_fps = fps / every_nth
+    duration = count / out_fps if out_fps else 0.0
     if want_audio and audio is None:
         log.warning("%s has no audio track; the AUDIO output is %.2f s of silence",
                     label if not isinstance(label, Path) else label.name, duration)
         audio = {"waveform": torch.zeros((1, 1, round(duration * SILENT_SAMPLE_RATE)),
                                          dtype=torch.float32),
                  "sample_rate": SILENT_SAMPLE_RATE}
-    return DecodedVideo(images=images, audio=audio, fps=fps, frame_count=count, width=width,
-                        height=height, duration=duration)
+    return DecodedVideo(images=images, audio=audio, fps=out_fps, frame_count=count,
+                        width=out_w, height=out_h, duration=duration)
 
 
 # -- which outputs are wanted ---------------------------------------------------------
@@ -873,10 +1106,22 @@ def results_to_outputs(
 
     The VIDEO is ComfyUI's lazy ``VideoFromFile`` over the file (or the local stand-in):
     it costs nothing. IMAGE/AUDIO are decoded only when asked for; fps comes from the
-    file's headers either way.
+    file's headers either way. Before frames are decoded their size is compared with the
+    memory available: too big -> :class:`NotEnoughMemoryError`, the file untouched.
     """
     path = Path(path)
     video = host.video_from_file(path)
+    if need_images:
+        info = probe_video(path)
+        check_frames_fit(
+            info.frame_count, info.width, info.height, parameter="images",
+            what=f"Decoding this result into the images output ({info.duration:.1f} s)",
+            options=(f"Nothing is lost: the paid video is kept at {path}. Either disconnect "
+                     "the images output and use the video output (a VIDEO: Save Video, or "
+                     "any video node), or connect video to a Runware Video Frames node and "
+                     "decode only part of it (frame_cap, every_nth, max_size). Queue again "
+                     "afterwards: the cached result is reused, no new charge."),
+        )
     if need_images or need_audio:
         decoded = decode_video(path, want_images=need_images, want_audio=need_audio)
         return video, decoded.images, decoded.audio, decoded.fps
