@@ -391,7 +391,7 @@ class FakeResolver:
 )
 def test_names_resolving_to_internal_addresses_are_refused(host, port, addresses, allowed):
     async def go():
-        resolver = client_mod._PublicOnlyResolver(("api.local", 8765))
+        resolver = client_mod._PublicOnlyResolver([("api.local", 8765)])
         await resolver.close()
         resolver._inner = FakeResolver({host: addresses})
         return await resolver.resolve(host, port)
@@ -405,7 +405,7 @@ def test_names_resolving_to_internal_addresses_are_refused(host, port, addresses
 
 def test_the_resolver_treats_localhost_as_a_loopback_api():
     async def go(host, port):
-        resolver = client_mod._PublicOnlyResolver(("127.0.0.1", 8765))
+        resolver = client_mod._PublicOnlyResolver([("127.0.0.1", 8765)])
         await resolver.close()
         resolver._inner = FakeResolver({host: ["127.0.0.1"]})
         return await resolver.resolve(host, port)

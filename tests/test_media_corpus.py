@@ -9,8 +9,11 @@ are refused before anything is uploaded; re-encoded inputs are the same bytes on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import io
 import json
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -306,16 +309,14 @@ def test_reencoded_inputs_are_bit_exact_across_runs_and_processes(corpus_dir, tm
             assert proc.returncode == 0, proc.stderr[-2000:]
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         else:
-            code = compile(CHILD, "child", "exec")
+            script = tmp_path / "child.py"
+            script.write_text(CHILD)
             argv = sys.argv
             try:
                 sys.argv = ["child", str(REPO_ROOT / "tests"), str(work), *paths]
-                import contextlib
-                import io
-
                 buf = io.StringIO()
                 with contextlib.redirect_stdout(buf):
-                    exec(code, {"__name__": "child"})
+                    runpy.run_path(str(script), run_name="child")
             finally:
                 sys.argv = argv
             runs.append(json.loads(buf.getvalue().strip().splitlines()[-1]))

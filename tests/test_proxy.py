@@ -171,3 +171,38 @@ def test_readme_documents_proxies():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"):
         assert name in readme
+
+
+def test_a_download_behind_a_proxy_still_refuses_internal_names(proxy, no_proxy_env, tmp_path):
+    """Through a proxy the proxy resolves names, so the pack resolves the result's host
+    itself first: a name of this machine is refused and the proxy is never asked."""
+    url, seen = proxy
+    no_proxy_env.setenv("HTTPS_PROXY", url)
+    config = config_mod.ClientConfig(api_url="https://api.runware.invalid/v1",
+                                     api_key=TEST_KEY, max_retries=0)
+
+    async def run():
+        async with client_mod.RunwareClient(config) as client:
+            await client.download("https://localhost:9/result.mp4", tmp_path / "r.mp4")
+
+    with pytest.raises(errors.RefusedDownloadError) as exc:
+        asyncio.run(asyncio.wait_for(run(), 30))
+    assert "loopback, private or link-local" in str(exc.value)
+    assert seen() == []
+
+
+def test_a_download_goes_through_the_https_proxy(proxy, no_proxy_env, tmp_path):
+    """A public result host is fetched through the proxy's CONNECT tunnel (here the name
+    does not exist, so the proxy answers 502 and the download fails clearly)."""
+    url, seen = proxy
+    no_proxy_env.setenv("HTTPS_PROXY", url)
+    config = config_mod.ClientConfig(api_url="https://api.runware.invalid/v1",
+                                     api_key=TEST_KEY, max_retries=0)
+
+    async def run():
+        async with client_mod.RunwareClient(config) as client:
+            await client.download("https://cdn.runware.invalid/r.mp4", tmp_path / "r.mp4")
+
+    with pytest.raises(errors.DownloadError):
+        asyncio.run(asyncio.wait_for(run(), 30))
+    assert seen() == ["CONNECT cdn.runware.invalid:443"]

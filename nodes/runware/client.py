@@ -33,7 +33,9 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import get_env_proxy_for_url, proxies_from_env
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig
 from .errors import (
@@ -512,17 +514,19 @@ class RunwareClient:
 
     def _download_http(self) -> aiohttp.ClientSession:
         """A session for result downloads only: names resolve to public addresses only
-        (except the API's own), bodies are never decompressed, no proxy from the env."""
+        (except the API's own and the proxies from HTTPS_PROXY / HTTP_PROXY), bodies are
+        never decompressed."""
         if self._download_session is None or self._download_session.closed:
             api_scheme, api_host, api_port = self.config.api_origin
-            resolver = _PublicOnlyResolver((api_host, _effective_port(api_scheme, api_port)))
+            trusted = [(api_host, _effective_port(api_scheme, api_port)), *_env_proxies()]
+            resolver = _PublicOnlyResolver(trusted)
             timeout = aiohttp.ClientTimeout(
                 total=None, connect=self.config.connect_timeout,
                 sock_connect=self.config.connect_timeout, sock_read=self.config.read_timeout,
             )
             self._download_session = aiohttp.ClientSession(
                 timeout=timeout, connector=aiohttp.TCPConnector(resolver=resolver),
-                auto_decompress=False, trust_env=False,
+                auto_decompress=False, trust_env=True,
             )
         return self._download_session
 
@@ -579,11 +583,28 @@ class RunwareClient:
                 f"Downloaded {size} bytes but the server announced {total}", task_uuid=task_uuid
             )
 
+    async def _check_name_behind_proxy(self, url: str) -> None:
+        """Through a proxy our resolver only sees the proxy's name: resolve the hop's own
+        host here (the proxy may resolve it again; the check is as good as that allows)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        if _proxy_for(url) is None or _ip_literal(host) is not None or \
+                self._is_api_origin(parts.scheme.lower(), host, parts.port):
+            return
+        resolver = _PublicOnlyResolver([])
+        try:
+            await resolver.resolve(host, _effective_port(parts.scheme, parts.port))
+        except OSError:
+            return  # unknown here: the proxy may know it (an intranet-only DNS view)
+        finally:
+            await resolver.close()
+
     async def _open_download(self, url: str, headers: dict[str, str],
                              task_uuid: str | None) -> aiohttp.ClientResponse:
         """GET ``url``, following redirects here so every hop is checked."""
         for _ in range(self.config.max_redirects + 1):
             self.check_download_url(url)
+            await self._check_name_behind_proxy(url)
             resp = await self._download_http().get(url, headers=headers,
                                                    allow_redirects=False)
             if resp.status not in (301, 302, 303, 307, 308):
@@ -724,6 +745,24 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
     return None
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy aiohttp's trust_env uses for ``url`` (HTTP(S)_PROXY minus NO_PROXY)."""
+    try:
+        proxy, _auth = get_env_proxy_for_url(URL(url))
+    except (LookupError, ValueError):
+        return None
+    return str(proxy)
+
+
+def _env_proxies() -> list[tuple[str, int]]:
+    """(host, port) of every proxy configured in the environment."""
+    out = []
+    for info in proxies_from_env().values():
+        if info.proxy.host:
+            out.append((info.proxy.host, _effective_port(info.proxy.scheme, info.proxy.port)))
+    return out
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
@@ -735,14 +774,14 @@ class _PublicOnlyResolver(AbstractResolver):
     the configured API's own host and port. Checked here, at connect time, there is no
     window between the check and the connection for a rebinding DNS answer."""
 
-    def __init__(self, api: tuple[str, int]) -> None:
-        self._api = api
+    def __init__(self, trusted: list[tuple[str, int]]) -> None:
+        self._trusted = trusted  # (host, port): the API's own, and configured proxies
         self._inner = DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        if port == self._api[1] and _same_host(host, self._api[0]):
+        if any(port == t_port and _same_host(host, t_host) for t_host, t_port in self._trusted):
             return results
         for result in results:
             try:
