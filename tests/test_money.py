@@ -24,6 +24,7 @@ cache_mod = pack_module("nodes.runware.cache")
 tasks = pack_module("nodes.runware.tasks")
 errors = pack_module("nodes.runware.errors")
 client_mod = pack_module("nodes.runware.client")
+store_mod = pack_module("nodes.runware.store")
 
 
 def ovi_job(seed=5, image=False, **extra):
@@ -50,6 +51,19 @@ def store(tmp_path):
 def fresh_store(store):
     """A "restarted" ComfyUI: new objects over the same directories."""
     return cache_mod.ResultCache(store.root)
+
+
+def endpoint(config):
+    return store_mod.api_endpoint(config.api_url)
+
+
+def fp(job, config):
+    """The request's fingerprint at the config's endpoint."""
+    return jobs.job_fingerprint(job, endpoint(config))[0]
+
+
+def journaled(store, job, config):
+    return store.store.journal_get(endpoint(config), fp(job, config))
 
 
 def run(job, config, store, **kwargs):
@@ -154,7 +168,8 @@ def test_connection_dropped_mid_download(double, fast_config, store):
     double.drop_download_after(1500)
     results = run(ovi_job(), fast_config, store)
     assert any(e.get("range") for e in double.log)
-    assert store.is_intact(store.lookup(jobs.job_fingerprint(ovi_job())[0]).results[0])
+    assert store.is_intact(store.lookup(endpoint(fast_config),
+                                        fp(ovi_job(), fast_config)).results[0])
     assert results[0].path.stat().st_size > 1500
 
 
@@ -189,11 +204,11 @@ def test_restart_while_the_job_runs_resumes_it(double, fast_config, store):
     threading.Timer(0.4, stop.set).start()  # "ComfyUI goes down" mid-poll
     with pytest.raises(errors.CancelledError):
         run(ovi_job(), fast_config, store, should_cancel=stop.is_set)
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is not None
+    assert journaled(store, ovi_job(), fast_config) is not None
     results = run(ovi_job(), fast_config, fresh_store(store))
     assert accepted(double) == 1
     assert results[0].path.is_file()
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
+    assert journaled(store, ovi_job(), fast_config) is None
 
 
 def test_resume_of_a_task_runware_forgot_submits_anew(double, fast_config, store):
@@ -308,13 +323,13 @@ def test_upload_runware_forgot_is_uploaded_again_once(double, fast_config, store
 
 
 def test_upload_memory_expires_before_runware_deletes(tmp_path):
-    uploads = pack_module("nodes.runware.uploads").UploadCache(tmp_path / "u.json",
-                                                                max_age=0.05)
-    uploads.put("k", "u1")
-    assert uploads.get("k") == "u1"
+    uploads = pack_module("nodes.runware.uploads")
+    memory = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"), max_age=0.05)
+    memory.put("http://a:1", "k", "u1")
+    assert memory.get("http://a:1", "k") == "u1"
     time.sleep(0.1)
-    assert uploads.get("k") is None
-    assert pack_module("nodes.runware.uploads").DEFAULT_MAX_AGE < 30 * 86400
+    assert memory.get("http://a:1", "k") is None
+    assert uploads.DEFAULT_MAX_AGE < 30 * 86400
 
 
 # -- eviction and recovery ------------------------------------------------------------------
@@ -331,7 +346,7 @@ def test_size_cap_evicts_least_recently_used(double, fast_config, tmp_path):
     c = run(ovi_job(seed=3), fast_config, guarded)[0].path
     run(ovi_job(seed=4), fast_config, guarded)
     assert c.exists()
-    assert store.lookup(jobs.job_fingerprint(ovi_job(seed=1))[0]) is None
+    assert store.lookup(endpoint(fast_config), fp(ovi_job(seed=1), fast_config)) is None
 
 
 def test_age_limit_evicts(double, fast_config, tmp_path):
@@ -444,14 +459,17 @@ def test_fetch_result_node(env, tmp_path):
 def test_journal_entry_whose_submission_never_arrived_submits_once(double, fast_config,
                                                                    store):
     job = ovi_job()
-    fingerprint = jobs.job_fingerprint(job)[0]
+    fingerprint = fp(job, fast_config)
     # ComfyUI died between writing the journal and sending the submission.
-    store.journal_put(cache_mod.JournalEntry(fingerprint, job.model, job.task["taskUUID"],
-                                             job.task, job.extension))
+    store.store.claim(store_mod.JobRecord(
+        endpoint=endpoint(fast_config), task_uuid=job.task["taskUUID"], fingerprint=fingerprint,
+        model=job.model, task=job.task, extension=job.extension, number_results=1,
+        submitted=time.time(), status=store_mod.SUBMITTING))
     results = run(job, fast_config, store)
     assert results[0].path.is_file()
     assert accepted(double) == 1
-    assert store.journal_get(fingerprint) is None
+    assert store.store.journal_get(endpoint(fast_config), fingerprint) is None
+    assert store.store.job(endpoint(fast_config), job.task["taskUUID"]).status == "not_found"
 
 
 def test_a_job_that_failed_while_nobody_watched_is_reported_then_forgotten(
@@ -467,7 +485,7 @@ def test_a_job_that_failed_while_nobody_watched_is_reported_then_forgotten(
     with pytest.raises(errors.TaskFailedError) as info:
         run(ovi_job(), fast_config, store)  # resubmits anew; that one fails
     assert info.value.code == "inferenceError"
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
+    assert journaled(store, ovi_job(), fast_config) is None
     assert run(ovi_job(), fast_config, store)[0].path.is_file()
     assert accepted(double) == 3
 
@@ -484,7 +502,7 @@ def test_wrong_key_while_resuming_keeps_the_journal(double, fast_config, store):
     with pytest.raises(errors.AuthError) as info:  # a rotated key: not "the job failed"
         run(ovi_job(), dataclasses.replace(fast_config, api_key="rotated-key-xyz"), store)
     assert not isinstance(info.value, errors.TaskFailedError)
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is not None
+    assert journaled(store, ovi_job(), fast_config) is not None
     assert run(ovi_job(), fast_config, store)[0].path.is_file()
     assert accepted(double) == 1
 
@@ -549,37 +567,31 @@ def test_damaged_cache_of_an_expired_task_says_so_then_recovers(double, fast_con
     assert accepted(double) == 2
 
 
-def test_unreadable_journal_refuses_to_submit(double, fast_config, store):
-    fingerprint = jobs.job_fingerprint(ovi_job())[0]
-    path = store.root / "journal" / f"{fingerprint}.json"
-    path.parent.mkdir(parents=True)
-    path.write_text("")  # e.g. cut short by a power loss
-    with pytest.raises(cache_mod.JournalError) as info:
-        run(ovi_job(), fast_config, store)
-    assert str(path) in str(info.value)
-    assert double.count("videoInference") == 0
-
-
-def test_upload_memory_merges_concurrent_writers(tmp_path):
+def test_upload_memory_is_shared_by_concurrent_writers_and_kept_per_endpoint(tmp_path):
     uploads = pack_module("nodes.runware.uploads")
-    a = uploads.UploadCache(tmp_path / "u.json")
-    b = uploads.UploadCache(tmp_path / "u.json")
-    a.put("ka", "ua")
-    b.put("kb", "ub")
-    fresh = uploads.UploadCache(tmp_path / "u.json")
-    assert fresh.get("ka") == "ua" and fresh.get("kb") == "ub"
-    a.forget_uuid("ua")
-    assert uploads.UploadCache(tmp_path / "u.json").get("ka") is None
+    a = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"))
+    b = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"))
+    a.put("https://api.runware.ai:443", "ka", "ua")
+    b.put("https://api.runware.ai:443", "kb", "ub")
+    fresh = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"))
+    assert fresh.get("https://api.runware.ai:443", "ka") == "ua"
+    assert fresh.get("https://api.runware.ai:443", "kb") == "ub"
+    assert fresh.get("http://127.0.0.1:8765", "ka") is None  # another endpoint
+    a.forget_uuid("https://api.runware.ai:443", "ua")
+    assert uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite")).get(
+        "https://api.runware.ai:443", "ka") is None
 
 
-def test_old_takes_are_swept_and_clear_removes_everything(double, fast_config, store,
-                                                         monkeypatch):
-    first = run(ovi_job(), fast_config, store)[0].path
-    second = run(ovi_job(), fast_config, store, reuse=False)[0].path
-    assert first != second and first.exists()  # the older take is no longer referenced
-    monkeypatch.setattr(cache_mod, "ORPHAN_SECONDS", 0.0)
-    store.evict()
-    assert not first.exists() and second.exists()
+def test_older_takes_stay_cache_entries_and_clear_removes_everything(double, fast_config,
+                                                                   store):
+    first = run(ovi_job(), fast_config, store)[0]
+    second = run(ovi_job(), fast_config, store, reuse=False)[0]
+    assert first.path != second.path and first.path.exists()
+    store.evict()  # no sweep of paid files: the older take stays, findable by taskUUID
+    assert first.path.exists() and second.path.exists()
+    older = store.find_task(endpoint(fast_config), first.result.task_uuid)
+    assert older is not None and store.is_intact(older.results[0])
+    assert run(ovi_job(), fast_config, store)[0].path == second.path  # the newest take
     store.clear()
     assert not any(store.results_dir.iterdir())
 

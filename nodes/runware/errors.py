@@ -114,6 +114,11 @@ class DownloadError(RunwareError):
     retryable = True
 
 
+class EndpointError(RunwareError):
+    """Something other than Runware's API answered (a proxy or firewall page, a wrong
+    RUNWARE_API_URL, an oversized body): not transient, and no evidence about any job."""
+
+
 _AUTH_CODES = {"invalidApiKey", "missingApiKey", "unauthorized", "forbidden"}
 _CREDIT_CODES = {"insufficientCredits", "insufficientBalance"}
 _RATE_CODES = {"rateLimitExceeded", "inferenceRateLimitExceeded", "providerRateLimitExceeded"}
