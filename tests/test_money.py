@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import conftest
 import pytest
 import torch
 from conftest import PACK, pack_module
@@ -609,3 +610,250 @@ def test_hashing_a_big_input_can_be_cancelled(tmp_path):
 
     with pytest.raises(errors.CancelledError):
         uploads.content_hash(big, check)
+
+
+# -- issue 10: endpoints, evidence, retention --------------------------------------------------
+
+
+@pytest.fixture
+def second(tmp_path):
+    """Another endpoint: a second double on its own port."""
+    server = pack_module("nodes.runware.double").RunwareDouble(
+        api_key=conftest.TEST_KEY, job_seconds=0.1, storage_dir=tmp_path / "double2")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def at(config, server):
+    return dataclasses.replace(config, api_url=server.base_url)
+
+
+def test_a_result_from_one_endpoint_is_never_served_for_another(double, second, fast_config,
+                                                                store):
+    offline = run(ovi_job(), fast_config, store)[0]
+    real = run(ovi_job(), at(fast_config, second), store)[0]
+    assert len(second.accepted_submissions()) == 1  # paid where it was asked, not "cached"
+    assert real.path != offline.path and not real.cached
+    assert real.result.video_uuid in second.results
+    double.reset_log()
+    second.reset_log()
+    back = run(ovi_job(), fast_config, store)[0]  # and back: each keeps its own result
+    assert back.cached and back.path == offline.path and double.log == []
+    assert run(ovi_job(), at(fast_config, second), store)[0].path == real.path
+
+
+def test_a_journaled_job_survives_runs_at_another_endpoint(double, second, fast_config, store):
+    double.job_seconds = 1000
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(), dataclasses.replace(fast_config, job_timeout=0.3), store)
+    paid = info.value.task_uuid
+    # The same graph offline: the other endpoint does not know the task. Nothing of the
+    # first endpoint's job may be dropped because of that.
+    run(ovi_job(), at(fast_config, second), store)
+    assert store.store.journal_find_task(endpoint(fast_config), paid) is not None
+    double.job_seconds = 0.1
+    back = run(ovi_job(), fast_config, fresh_store(store))
+    assert back[0].result.task_uuid == paid and accepted(double) == 1
+
+
+def test_upload_memory_is_per_endpoint(double, second, fast_config, store):
+    run(ovi_job(image=True), fast_config, store)
+    run(ovi_job(image=True), at(fast_config, second), store)
+    assert second.count("imageUpload") == 1  # uploaded there, not a foreign UUID
+    assert len(second.accepted_submissions()) == 1
+    assert all(e["status"] == 200 for e in second.log if e["method"] == "POST")
+
+
+def test_a_resumed_job_past_its_limit_is_polled_once(double, fast_config, store):
+    double.job_seconds = 0.5
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(), fast_config, store, should_cancel=stop.is_set)
+    time.sleep(0.6)  # done on Runware meanwhile
+    store.store.close()
+    conn = __import__("sqlite3").connect(store.store.path)  # ... and submitted an hour ago
+    conn.execute("UPDATE jobs SET submitted = submitted - 3600")
+    conn.commit()
+    conn.close()
+    double.reset_log()
+    results = run(ovi_job(), dataclasses.replace(fast_config, job_timeout=5),
+                  fresh_store(store))
+    assert results[0].path.is_file() and double.count("getResponse") == 1
+    assert accepted(double) == 0  # (the log was reset: the one job of the first run)
+
+
+def test_the_time_limit_counts_from_submission(double, fast_config, store):
+    double.job_seconds = 1000
+    short = dataclasses.replace(fast_config, job_timeout=0.8)
+    with pytest.raises(errors.JobTimeoutError):
+        run(ovi_job(), short, store)
+    time.sleep(0.5)
+    double.reset_log()
+    started = time.monotonic()
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(), short, fresh_store(store))  # resumed: one poll, then the limit
+    assert time.monotonic() - started < 0.6 and double.count("getResponse") == 1
+    assert "queue the same graph again" in str(info.value)
+    assert journaled(store, ovi_job(), fast_config) is not None
+
+
+def test_a_mangled_submit_answer_keeps_the_journal(double, fast_config, store):
+    # Accepted by Runware, but a proxy replaced the answer with an HTML page.
+    double.answer_next(200, "<html><body>Welcome to the hotel wifi</body></html>",
+                       task_type="videoInference", process=True)
+    with pytest.raises(errors.EndpointError) as info:
+        run(ovi_job(), fast_config, store)
+    assert info.value.task_uuid and "queue again" in str(info.value)
+    assert journaled(store, ovi_job(), fast_config) is not None
+    results = run(ovi_job(), fast_config, store)  # resumed by polling, not paid again
+    assert results[0].path.is_file() and accepted(double) == 1
+
+
+def test_a_proxy_413_on_upload_is_not_retried_and_nothing_is_paid(double, fast_config, store):
+    double.answer_next(413, "<html><title>413 Request Entity Too Large</title></html>",
+                       task_type="imageUpload", count=5)
+    with pytest.raises(errors.EndpointError) as info:
+        run(ovi_job(image=True), fast_config, store)
+    assert double.count("imageUpload") == 1 and double.count("videoInference") == 0
+    assert "413" in str(info.value) and "body size" in str(info.value)
+    double.clear_faults()
+
+
+def test_partial_results_of_a_failed_job_are_kept_and_findable(double, fast_config, store):
+    double.fail_next_job_after(1, code="inferenceError", message="second one crashed")
+    with pytest.raises(errors.TaskFailedError) as info:
+        run(ovi_job(number_results=2), fast_config, store)
+    task_uuid = info.value.task_uuid
+    assert "saved to" in str(info.value)
+    kept = store.find_task(endpoint(fast_config), task_uuid)
+    assert kept is not None and len(kept.results) == 1 and store.is_intact(kept.results[0])
+    job = store.store.job(endpoint(fast_config), task_uuid)
+    assert job.status == "failed" and job.cost == pytest.approx(0.05)
+    assert journaled(store, ovi_job(number_results=2), fast_config) is None
+    small = cache_mod.ResultCache(store.root, recent=0)
+    small.evict()  # kept like any result (no sweep of "unreferenced" paid files)
+    assert small.find_task(endpoint(fast_config), task_uuid) is not None
+    # The recovery of the failed job serves the kept file, no request.
+    double.reset_log()
+    fetched = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config, cache=store,
+                                          model="runware:190@1"))
+    assert fetched[0].cached and fetched[0].path.name == kept.results[0].file
+    assert double.log == []
+
+
+def test_a_recovered_job_without_journal_is_a_cache_entry(double, fast_config, store):
+    async def submit():
+        async with client_mod.RunwareClient(fast_config) as client:
+            return await client.submit_video(dict(ovi_job(seed=77).task))
+
+    task_uuid = asyncio.run(submit())  # paid elsewhere, e.g. by another tool
+    got = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config, cache=store,
+                                      model="runware:190@1"))
+    job = store.store.job(endpoint(fast_config), task_uuid)
+    assert job.status == "recovered" and job.fingerprint is None and job.cost == 0.05
+    found = store.find_task(endpoint(fast_config), task_uuid)
+    assert found.results[0].file == got[0].path.name
+    cache_mod.ResultCache(store.root, recent=0).evict()
+    assert got[0].path.exists()  # no hour-old orphan sweep
+    # The other endpoint never gets it by taskUUID.
+    assert store.find_task("https://api.runware.ai:443", task_uuid) is None
+
+
+@pytest.mark.parametrize("what", ["html", "truncated"])
+def test_a_bad_download_is_not_cached_and_a_requeue_downloads_again(double, fast_config,
+                                                                    store, what, tmp_path):
+    sample = run(ovi_job(seed=99), fast_config, store)[0].path.read_bytes()
+    body = (b"<!DOCTYPE html><html><title>Blocked</title></html>" if what == "html"
+            else sample[: len(sample) // 2])
+    double.serve_next_download(body, "text/html" if what == "html" else "video/mp4")
+    with pytest.raises(errors.DownloadError) as info:
+        run(ovi_job(), fast_config, store)
+    text = str(info.value)
+    assert ("HTML page" in text) if what == "html" else ("truncated" in text or
+                                                       "damaged" in text)
+    assert info.value.task_uuid in text
+    assert store.lookup(endpoint(fast_config), fp(ovi_job(), fast_config)) is None
+    assert journaled(store, ovi_job(), fast_config) is not None
+    results = run(ovi_job(), fast_config, store)
+    assert results[0].path.is_file() and accepted(double) == 2  # seed 99 + this one
+
+
+def test_eviction_never_deletes_a_file_a_video_points_at(double, fast_config, tmp_path):
+    import gc
+
+    store = cache_mod.ResultCache(tmp_path / "c", max_bytes=1, recent=0)
+    first = run(ovi_job(seed=1), fast_config, store)[0]
+
+    class Video:  # stands for ComfyUI's VideoFromFile
+        pass
+
+    held = Video()
+    cache_mod.pin_file(first.path, held)
+    run(ovi_job(seed=2), fast_config, store)
+    assert first.path.exists()  # pinned: over the cap but still in use
+    del held
+    gc.collect()
+    store.evict()
+    assert not first.path.exists()
+
+
+def test_the_node_pins_its_video_outputs(env, tmp_path):
+    import gc
+
+    common = pack_module("nodes.common")
+    results = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+        prompt="x <S>y<E>", seed=3, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0))["result"]
+    path = Path(__import__("json").loads(results[4][0])["file"])
+    assert cache_mod.is_pinned(path)
+    del results
+    gc.collect()
+    assert not cache_mod.is_pinned(path)
+    assert common.result_cache().root == tmp_path / "output" / "runware"
+
+
+def test_the_ledger_has_what_a_spend_panel_needs(env, tmp_path):
+    import json as json_mod
+
+    out = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+        prompt="x <S>y<E>", seed=8, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0, unique_id="17"))["result"]
+    info = json_mod.loads(out[4][0])
+    cache = pack_module("nodes.common").result_cache()
+    (job,) = cache.store.jobs()
+    assert job.task_uuid == info["taskUUID"] and job.model == "runware:190@1"
+    assert job.endpoint == store_mod.api_endpoint(env.base_url) and job.node_id == "17"
+    assert job.status == "succeeded" and job.cost == pytest.approx(0.05)
+    assert job.submitted <= job.finished and len(job.fingerprint) == 64
+    assert [r.file for r in cache.store.results_of(job.endpoint, job.task_uuid)] == [
+        Path(info["file"]).name]
+
+
+def test_fetch_result_accepts_other_uuid_spellings(env, tmp_path):
+    import json as json_mod
+
+    out = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+        prompt="x <S>y<E>", seed=9, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0))["result"]
+    task_uuid = json_mod.loads(out[4][0])["taskUUID"]
+    fetch = PACK.NODE_CLASS_MAPPINGS["RunwareFetchResult"]()
+    for spelling in (f"urn:uuid:{task_uuid.upper()}", "{" + task_uuid + "}",
+                     task_uuid.replace("-", ""), f' "{task_uuid}" '):
+        got = asyncio.run(fetch.fetch(task_uuid=spelling, model="Ovi"))["result"]
+        assert json_mod.loads(got[4][0])["taskUUID"] == task_uuid
+    env.reset_log()
+    with pytest.raises(errors.ValidationError) as info:
+        asyncio.run(fetch.fetch(task_uuid=task_uuid[:-1] + "\ud800", model="Ovi"))
+    assert "task_uuid" in str(info.value) and env.log == []
+
+
+def test_session_total_ignores_a_nan_cost():
+    total = jobs.SessionCost()
+    total.add(0.5)
+    total.add(float("nan"))
+    total.add(float("inf"))
+    assert total.add(-1.0) == 0.5 and total.jobs == 4

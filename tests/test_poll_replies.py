@@ -146,15 +146,18 @@ def test_non_json_4xx_names_status_host_and_cause():
 
 
 def test_insane_numbers_are_dropped_and_progress_is_clamped():
-    body = ('{"data": [{"taskUUID": "%s", "status": "success", "videoUUID": "a", '
-            '"videoURL": "%s", "cost": NaN, "seed": Infinity, "resultIndex": -1},'
-            '{"taskUUID": "%s", "status": "success", "videoUUID": "b", "videoURL": "%s/2", '
-            '"cost": -3, "seed": 1.5},'
-            '{"taskUUID": "%s", "status": "success", "videoUUID": "c", "videoURL": "%s/3", '
-            '"cost": 1e300, "seed": 99999999999999999999999, "resultIndex": true},'
-            '{"taskUUID": "%s", "status": "processing", "progress": 250},'
-            '{"taskUUID": "%s", "status": "processing", "progress": NaN}]}'
-            % (T, URL, T, URL, T, URL, T, T))
+    bad = [
+        '{"taskUUID": "T", "status": "success", "videoUUID": "a", "videoURL": "U", '
+        '"cost": NaN, "seed": Infinity, "resultIndex": -1}',
+        '{"taskUUID": "T", "status": "success", "videoUUID": "b", "videoURL": "U/2", '
+        '"cost": -3, "seed": 1.5}',
+        '{"taskUUID": "T", "status": "success", "videoUUID": "c", "videoURL": "U/3", '
+        '"cost": 1e300, "seed": 99999999999999999999999, "resultIndex": true}',
+        '{"taskUUID": "T", "status": "processing", "progress": 250}',
+        '{"taskUUID": "T", "status": "processing", "progress": NaN}',
+    ]
+    body = ('{"data": [' + ", ".join(bad) + "]}").replace('"T"', f'"{T}"').replace(
+        '"U', f'"{URL}')
     reply = classify(200, body, T)
     assert reply.kind == "processing" and len(reply.results) == 3
     for result in reply.results:
