@@ -135,13 +135,30 @@ async def run_cached_job(
     # Hashing big inputs takes a while: off the event loop, and cancellable.
     fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job, endpoint,
                                                   _canceller(should_cancel))
-    if reuse:  # the common case, without a key or a lock: every cached file intact
+    store = cache.store
+    # The common case, without a key or a lock: every cached file intact, and no paid
+    # take of this request still waiting to be collected (that one comes first).
+    if reuse and store.journal_get(endpoint, fingerprint) is None:
         hit = await _intact_hit(cache, cache.lookup(endpoint, fingerprint), on_progress)
         if hit is not None:
             return hit
     async with RunwareClient(config, should_cancel=should_cancel,
                              on_progress=on_progress) as client:
         async with cache.locked(fingerprint, client.check_cancel):
+            pending = store.journal_get(endpoint, fingerprint)
+            if pending is not None:
+                # Only poll: re-sending could be refused (an old upload gone) and look like
+                # "never accepted" while the original job runs.
+                log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying "
+                         "again", pending.task_uuid, time.time() - pending.submitted)
+                try:
+                    outcome = await _collect(client, cache, pending, fingerprint)
+                    task_uuid = pending.task_uuid
+                except TaskNotFoundError:
+                    log.warning("Runware does not know task %s (never arrived, or expired)",
+                                pending.task_uuid)
+                else:
+                    return _finish(outcome, task_uuid)
             if reuse:  # an identical run may have finished while we waited for the lock
                 hit = await _cached_results(client, cache, cache.lookup(endpoint, fingerprint),
                                             on_progress)
@@ -150,9 +167,15 @@ async def run_cached_job(
                                                   on_progress)
                 if hit is not None:
                     return hit
-            outcome, task_uuid = await _submit_or_resume(
-                client, job, cache, endpoint, fingerprint, hashes, reuse=reuse,
+            outcome, task_uuid = await _submit(
+                client, job, cache, endpoint, fingerprint, hashes,
+                first_take=reuse and pending is None
+                and not store.has_jobs(endpoint, fingerprint),
                 labels=(node_id, prompt_id))
+    return _finish(outcome, task_uuid)
+
+
+def _finish(outcome: list[JobResult], task_uuid: str) -> list[JobResult]:
     cost = sum(r.result.cost or 0.0 for r in outcome)
     total = SESSION_COST.add(cost)
     log.info("Runware task %s: %d result(s), cost $%.4f (this session: $%.4f)", task_uuid,
@@ -160,24 +183,13 @@ async def run_cached_job(
     return outcome
 
 
-async def _submit_or_resume(
+async def _submit(
     client: RunwareClient, job: PreparedJob, cache: ResultCache, endpoint: str,
-    fingerprint: str, hashes: dict[str, str], *, reuse: bool,
+    fingerprint: str, hashes: dict[str, str], *, first_take: bool,
     labels: tuple[str | None, str | None],
 ) -> tuple[list[JobResult], str]:
+    """Upload, claim, submit, collect: a new paid job (or the one another run claimed)."""
     store = cache.store
-    pending = store.journal_get(endpoint, fingerprint)
-    if pending is not None:
-        # Only poll: re-sending could be refused (an old upload gone) and look like "never
-        # accepted" while the original job runs. Not found = never arrived, or expired.
-        log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying again",
-                 pending.task_uuid, time.time() - pending.submitted)
-        try:
-            return await _collect(client, cache, pending, fingerprint), pending.task_uuid
-        except TaskNotFoundError:
-            log.warning("Runware does not know task %s (never arrived, or expired); "
-                        "submitting the request anew", pending.task_uuid)
-    first_take = reuse and pending is None and not store.has_jobs(endpoint, fingerprint)
     for attempt in (1, 2):
         uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, endpoint, hashes,
                                          force=attempt == 2)

@@ -382,6 +382,20 @@ def _error_kind(exc: sqlite3.Error) -> str:
     return "other"
 
 
+def _retry_busy(fn: Callable[[], T], timeout: float) -> T:
+    """``fn()``, tried again while SQLite answers "locked" / "busy", up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if _error_kind(exc) != "busy" or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 @contextlib.contextmanager
 def _path_lock(path: Path, wait: float = 10.0) -> Iterator[None]:
     """A short cross-process lock (setting a damaged store aside); never hangs."""
@@ -483,7 +497,10 @@ class Store:
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout,
                                isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            # Two processes switching a new file to WAL at once: one is told "locked"
+            # at once, without SQLite's own wait. Wait here instead.
+            _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone(),
+                        self.busy_timeout)
             conn.execute("PRAGMA synchronous=FULL")
         except BaseException:
             conn.close()
@@ -554,9 +571,12 @@ class Store:
                 self._salvage.append(aside)
 
     def _env_error(self, exc: BaseException) -> StoreError:
+        busy = isinstance(exc, sqlite3.Error) and _error_kind(exc) == "busy"
         return StoreError(
             f"The Runware store {self.path} cannot be used: {exc}. Nothing was submitted",
-            hint="Free some disk space or fix the folder's permissions "
+            hint="Another program has held the store locked for "
+            f"{self.busy_timeout:.0f} s; close it (or restart ComfyUI) and queue again."
+            if busy else "Free some disk space or fix the folder's permissions "
             "(RUNWARE_CACHE_DIR), then queue again.",
         )
 
@@ -566,7 +586,8 @@ class Store:
             for attempt in (1, 2):
                 conn = self._connection()
                 ident = self._ident
-                try:
+
+                def transaction(conn: sqlite3.Connection = conn) -> T:
                     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                     try:
                         out = fn(conn)
@@ -576,6 +597,9 @@ class Store:
                             conn.execute("ROLLBACK")
                         raise
                     return out
+
+                try:
+                    return _retry_busy(transaction, self.busy_timeout)
                 except sqlite3.DatabaseError as exc:
                     if _error_kind(exc) == "corrupt" and attempt == 1:
                         self._set_aside(ident, str(exc))
