@@ -43,7 +43,9 @@ def main() -> int:
         counts["schedules"] += 1
         counts["actions"] += size
         counts["violations"] += len(violations)
-        shown.extend(violations[: max(0, args.show - len(shown))])
+        for text in violations[: max(0, args.show - len(shown))]:
+            shown.append(text)
+            print("VIOLATION:", text[:3000], flush=True)
         if counts["schedules"] % 25 == 0:
             print(f"  ... {counts['schedules']} schedules, {counts['violations']} violations, "
                   f"{time.monotonic() - started:.0f} s", flush=True)
@@ -69,8 +71,6 @@ def main() -> int:
     hypothesis_seed(args.seed)(single)()
     if args.processes:
         hypothesis_seed(args.seed)(double)()
-    for text in shown:
-        print("VIOLATION:", text[:3000])
     print(f"schedules: {counts['schedules']}, actions: {counts['actions']}, "
           f"violations: {counts['violations']} ({time.monotonic() - started:.0f} s)")
     return 1 if counts["violations"] else 0

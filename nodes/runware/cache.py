@@ -46,7 +46,9 @@ from .store import (
     Store,
     StoreError,
     api_endpoint,
+    lock_fd,
     safe_result_name,
+    unlock_fd,
 )
 from .uploads import UploadCache
 
@@ -425,13 +427,18 @@ class _FileLock:
         if not self._thread_lock.acquire(blocking=False):
             return False
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"Cannot create the lock folder {self.folder}: {exc}",
+                                 hint="Remove whatever is at that path (it should be a "
+                                 "folder of lock files), then queue again.") from exc
             fd = self._open()
         except BaseException:
             self._thread_lock.release()
             raise
         try:
-            _lock_fd(fd)
+            lock_fd(fd)
         except OSError:
             os.close(fd)
             self._thread_lock.release()
@@ -456,27 +463,7 @@ class _FileLock:
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
-                _unlock_fd(self._fd)
+                unlock_fd(self._fd)
             os.close(self._fd)
             self._fd = None
         self._thread_lock.release()
-
-
-try:
-    import fcntl
-
-    def _lock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-except ImportError:  # Windows
-    import msvcrt
-
-    def _lock_fd(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # raises OSError when another holds it
-
-    def _unlock_fd(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)

@@ -167,11 +167,14 @@ async def run_cached_job(
                                                   on_progress)
                 if hit is not None:
                     return hit
+            # A request's first take gets its derived taskUUID, also when the claim of it
+            # never reached Runware (not found on resume): a lost store still finds it.
+            first = cache.first_take_uuid(fingerprint)
+            first_take = (pending.task_uuid == first if pending is not None else
+                          reuse and not store.has_jobs(endpoint, fingerprint))
             outcome, task_uuid = await _submit(
                 client, job, cache, endpoint, fingerprint, hashes,
-                first_take=reuse and pending is None
-                and not store.has_jobs(endpoint, fingerprint),
-                labels=(node_id, prompt_id))
+                preferred=first if first_take else None, labels=(node_id, prompt_id))
     return _finish(outcome, task_uuid)
 
 
@@ -185,17 +188,20 @@ def _finish(outcome: list[JobResult], task_uuid: str) -> list[JobResult]:
 
 async def _submit(
     client: RunwareClient, job: PreparedJob, cache: ResultCache, endpoint: str,
-    fingerprint: str, hashes: dict[str, str], *, first_take: bool,
+    fingerprint: str, hashes: dict[str, str], *, preferred: str | None,
     labels: tuple[str | None, str | None],
 ) -> tuple[list[JobResult], str]:
-    """Upload, claim, submit, collect: a new paid job (or the one another run claimed)."""
+    """Upload, claim, submit, collect: a new paid job (or the one another run claimed).
+
+    ``preferred``: the taskUUID to use (a first take's derived one); if Runware already
+    used it for a job it has since forgotten, a fresh one is used instead."""
     store = cache.store
+    reupload = False
     for attempt in (1, 2):
         uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, endpoint, hashes,
-                                         force=attempt == 2)
+                                         force=reupload)
         task = job.with_uploads(uuids)
-        task_uuid = (cache.first_take_uuid(fingerprint) if first_take and attempt == 1
-                     else str(uuid.uuid4()))
+        task_uuid = preferred if preferred and attempt == 1 else str(uuid.uuid4())
         task["taskUUID"] = task_uuid
         record = JobRecord(
             endpoint=endpoint, task_uuid=task_uuid, fingerprint=fingerprint, model=job.model,
@@ -228,6 +234,7 @@ async def _submit(
                             exc.code or exc.parameter)
                 for stale in uuids.values():
                     cache.uploads.forget_uuid(endpoint, stale)
+                reupload = True
                 continue
             raise
         except BaseException as exc:
@@ -238,7 +245,15 @@ async def _submit(
             raise
         store.set_status(endpoint, task_uuid, RUNNING)
         record.status = RUNNING
-        return await _collect(client, cache, record, fingerprint), task_uuid
+        try:
+            return await _collect(client, cache, record, fingerprint), task_uuid
+        except TaskNotFoundError:
+            if attempt == 1 and task_uuid == preferred:
+                # "Already accepted" (conflictTaskUUID), yet unknown: Runware used this
+                # taskUUID for a job it has forgotten. Submit under a fresh one.
+                log.warning("Runware has forgotten task %s; submitting anew", task_uuid)
+                continue
+            raise
     raise AssertionError("unreachable")
 
 

@@ -29,6 +29,7 @@ whatever can still be read from the old file is copied over.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -409,7 +410,7 @@ def _path_lock(path: Path, wait: float = 10.0) -> Iterator[None]:
     try:
         while fd is not None and not locked:
             try:
-                _lock_fd(fd)
+                lock_fd(fd)
                 locked = True
             except OSError:
                 if time.monotonic() > deadline:
@@ -420,7 +421,7 @@ def _path_lock(path: Path, wait: float = 10.0) -> Iterator[None]:
         if fd is not None:
             if locked:
                 with contextlib.suppress(OSError):
-                    _unlock_fd(fd)
+                    unlock_fd(fd)
             os.close(fd)
 
 
@@ -1011,8 +1012,6 @@ def _read_legacy(path: Path) -> Any:
 
 def legacy_fingerprint_to(endpoint: str, old: str) -> str:
     """The fingerprint a 0.1 record has in this version (see ``request_fingerprint``)."""
-    import hashlib
-
     return hashlib.sha256(f"{endpoint}|{old}".encode()).hexdigest()
 
 
@@ -1089,18 +1088,18 @@ def _legacy_journal(data: dict, fallback: str) -> tuple[JobRecord, list[ResultRe
 try:
     import fcntl
 
-    def _lock_fd(fd: int) -> None:
+    def lock_fd(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-    def _unlock_fd(fd: int) -> None:
+    def unlock_fd(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 except ImportError:  # Windows
     import msvcrt
 
-    def _lock_fd(fd: int) -> None:
+    def lock_fd(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # raises OSError when another holds it
 
-    def _unlock_fd(fd: int) -> None:
+    def unlock_fd(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
