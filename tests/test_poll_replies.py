@@ -278,3 +278,35 @@ def test_insane_cost_and_seed_after_payment_do_not_crash(double, fast_config):
     results = run_video(fast_config, ovi_task())
     assert results[0].cost is None and results[0].seed is None
     assert not math.isnan(sum(r.cost or 0.0 for r in results))
+
+
+def test_an_endless_poll_answer_is_not_read_whole(double, fast_config):
+    huge = '{"data": [' + ", ".join(['{"taskUUID": "x", "status": "processing"}'] * 150_000) \
+        + "]}"
+    assert len(huge) > client_mod.MAX_REPLY_BYTES
+    double.answer_next(200, huge, task_type="getResponse", content_type="application/json")
+    notes = []
+    results = run_video(fast_config, ovi_task(),
+                        on_progress=lambda p: p.note and notes.append(p.note))
+    assert len(results) == 1 and any("larger than" in n for n in notes)
+
+
+def test_an_error_that_only_echoes_the_task_is_no_proof_it_exists(double, fast_config):
+    task_uuid = str(uuid.uuid4())  # never submitted
+    double.answer_next(400, {"errors": [{"code": "weird", "taskUUID": task_uuid}]},
+                       task_type="getResponse", count=2)
+
+    async def ask():
+        async with client_mod.RunwareClient(fast_config) as client:
+            return await client.task_exists(task_uuid)
+
+    assert asyncio.run(ask()) is None
+    assert asyncio.run(ask()) is None
+    assert asyncio.run(ask()) is False  # the double's own answer: taskNotFound
+
+
+def test_the_status_text_says_why_it_keeps_waiting():
+    common = pack_module("nodes.common")
+    status = common.StatusText(None, "Ovi")
+    status(client_mod.Progress("processing", T, 40.0, note="Runware answered weird (HTTP 400)"))
+    assert "weird" in status.line() and "still waiting" in status.line()
