@@ -857,3 +857,13 @@ def test_session_total_ignores_a_nan_cost():
     total.add(float("nan"))
     total.add(float("inf"))
     assert total.add(-1.0) == 0.5 and total.jobs == 4
+
+
+def test_a_result_in_another_video_container_is_kept_under_its_real_name(double, fast_config,
+                                                                         store):
+    webm = run(ovi_job(seed=31, output_format="WEBM"), fast_config, store)[0].path
+    assert webm.suffix == ".webm"
+    double.serve_next_download(webm.read_bytes(), "video/webm")
+    got = run(ovi_job(seed=32), fast_config, store)[0]  # MP4 asked, WEBM arrived
+    assert got.path.suffix == ".webm" and got.path.read_bytes() == webm.read_bytes()
+    assert run(ovi_job(seed=32), fast_config, fresh_store(store))[0].cached

@@ -391,7 +391,7 @@ async def _download_one(client: RunwareClient, cache: ResultCache, result: Video
         path.unlink(missing_ok=True)
         raise
     if actual != path.suffix.lstrip("."):
-        renamed = _free_name(cache, path.stem, actual)
+        renamed = _free_name(cache, f"{result.task_uuid}-{position}", actual)
         path.replace(renamed)
         log.warning("Task %s: the result is a %s file, not %s; kept as %s", result.task_uuid,
                     actual, expected, renamed.name)
