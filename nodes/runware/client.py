@@ -174,6 +174,8 @@ class RunwareClient:
         self._on_progress = on_progress
         self._session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
+        # taskUUIDs Runware answered with conflictTaskUUID ("already have it").
+        self.conflicts: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -405,6 +407,7 @@ class RunwareClient:
         reply = await self.post([task], task_uuid=task_uuid, label="videoInference submission")
         if any(e.get("code") == "conflictTaskUUID" for e in reply.errors):
             log.info("Task %s was already accepted by Runware; polling it", task_uuid)
+            self.conflicts.add(task_uuid)
             return task_uuid
         self.raise_errors(reply)
         if not any(d.get("taskUUID") == task_uuid for d in reply.data):

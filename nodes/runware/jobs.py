@@ -248,7 +248,7 @@ async def _submit(
         try:
             return await _collect(client, cache, record, fingerprint), task_uuid
         except TaskNotFoundError:
-            if attempt == 1 and task_uuid == preferred:
+            if attempt == 1 and task_uuid == preferred and task_uuid in client.conflicts:
                 # "Already accepted" (conflictTaskUUID), yet unknown: Runware used this
                 # taskUUID for a job it has forgotten. Submit under a fresh one.
                 log.warning("Runware has forgotten task %s; submitting anew", task_uuid)
