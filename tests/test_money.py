@@ -867,3 +867,18 @@ def test_a_result_in_another_video_container_is_kept_under_its_real_name(double,
     got = run(ovi_job(seed=32), fast_config, store)[0]  # MP4 asked, WEBM arrived
     assert got.path.suffix == ".webm" and got.path.read_bytes() == webm.read_bytes()
     assert run(ovi_job(seed=32), fast_config, fresh_store(store))[0].cached
+
+
+def test_a_cancel_while_saving_partial_results_keeps_the_job(double, fast_config, store):
+    double.fail_next_job_after(1)
+    hook = Phase("downloading")
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(number_results=2), fast_config, store, should_cancel=hook,
+            on_progress=hook.progress)
+    assert journaled(store, ovi_job(number_results=2), fast_config) is not None
+    with pytest.raises(errors.TaskFailedError) as info:  # resumed: saved, then reported
+        run(ovi_job(number_results=2), fast_config, store)
+    kept = store.find_task(endpoint(fast_config), info.value.task_uuid)
+    assert kept is not None and len(kept.results) == 1 and "saved to" in str(info.value)
+    assert journaled(store, ovi_job(number_results=2), fast_config) is None
+    assert accepted(double) == 1

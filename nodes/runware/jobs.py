@@ -304,19 +304,29 @@ async def _save_partial(client: RunwareClient, cache: ResultCache, job: JobRecor
                         exc: TaskFailedError, status: str) -> TaskFailedError:
     """One generation of a multi-result job failed: keep the ones that finished (paid)
     as results of the task, findable by its taskUUID."""
-    saved: list[JobResult] = []
+    count = len(exc.partial_results)
     try:
         saved = await _download_all(client, cache, exc.partial_results, job.extension,
                                     job.endpoint)
-    except Exception:  # the failure itself must still reach the user
-        log.exception("Could not save the finished results of task %s", exc.task_uuid)
+    except BaseException as problem:
+        # Paid and not on disk yet: the job stays in the journal, so the next run of the
+        # request (or Fetch Result) polls it again and saves them, at no new charge.
+        _mark_unknown(cache, job, problem)
+        if not isinstance(problem, RunwareError) or isinstance(problem, CancelledError):
+            raise
+        raise TaskFailedError(
+            f"{exc.message}; {count} result(s) finished before the failure but could not "
+            f"be saved yet ({problem.message})",
+            code=exc.code, parameter=exc.parameter, task_uuid=exc.task_uuid,
+            http_status=exc.http_status,
+            hint="Queue the same graph again (or use Runware Fetch Result) to save them; "
+            "no new charge.",
+        ) from problem
     records = [_record(r, job.endpoint, i) for i, r in enumerate(saved)]
     cache.store.record_results(job, records, status=status, error=str(exc))
-    urls = ", ".join(r.url for r in exc.partial_results)
-    where = ("saved to " + ", ".join(str(r.path) for r in saved)) if saved else f"at {urls}"
     return TaskFailedError(
-        f"{exc.message}; {len(exc.partial_results)} result(s) finished before the failure "
-        f"and were {where}",
+        f"{exc.message}; {count} result(s) finished before the failure and were saved to "
+        + ", ".join(str(r.path) for r in saved),
         code=exc.code, parameter=exc.parameter, task_uuid=exc.task_uuid,
         http_status=exc.http_status, hint=exc.hint,
     )
