@@ -882,3 +882,15 @@ def test_a_cancel_while_saving_partial_results_keeps_the_job(double, fast_config
     assert kept is not None and len(kept.results) == 1 and "saved to" in str(info.value)
     assert journaled(store, ovi_job(number_results=2), fast_config) is None
     assert accepted(double) == 1
+
+
+def test_an_unrepairable_result_set_keeps_its_intact_files(double, fast_config, store):
+    first, second = run(ovi_job(number_results=2), fast_config, store)
+    first.path.unlink()
+    double.expire_task(first.result.task_uuid)
+    double.fail_downloads(404)
+    with pytest.raises(errors.TaskNotFoundError):
+        run(ovi_job(number_results=2), fast_config, store)
+    assert second.path.is_file()  # the intact paid file stays, findable by taskUUID
+    kept = store.find_task(endpoint(fast_config), second.result.task_uuid)
+    assert [r.file for r in kept.results] == [second.path.name]

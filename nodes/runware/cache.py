@@ -258,11 +258,12 @@ class ResultCache:
     def touch(self, entry: CacheEntry) -> None:
         self.store.touch(entry.endpoint, entry.task_uuid)
 
-    def forget(self, entry: CacheEntry) -> None:
-        """Forget a request's entry that cannot be repaired (its files go with it)."""
+    def forget(self, entry: CacheEntry, broken: list[ResultRecord]) -> None:
+        """A request's entry that cannot be repaired: the request no longer maps to it and
+        the ``broken`` files go; its intact files stay, findable by taskUUID."""
         if entry.fingerprint:
             self.store.forget_entry(entry.endpoint, entry.fingerprint)
-        self._delete(entry.results)
+        self._delete(broken)
 
     def _delete(self, records: list[ResultRecord]) -> None:
         self.store.drop_results(r.file for r in records)

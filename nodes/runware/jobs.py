@@ -462,12 +462,13 @@ async def _cached_results(client: RunwareClient, cache: ResultCache, entry: Cach
         try:
             await refetch(client, cache, entry, broken)
         except TaskNotFoundError:
-            cache.forget(entry)
+            cache.forget(entry, broken)
             raise TaskNotFoundError(
                 f"The cached result of task {entry.task_uuid} is damaged or missing and "
                 "Runware no longer has the task", code="taskExpired",
                 task_uuid=entry.task_uuid,
-                hint="Queue again to pay for a new job (the broken cache entry was removed).",
+                hint="Queue again to pay for a new job (the broken cache entry was removed; "
+                "any intact result of that task is kept).",
             ) from None
     return _reuse(cache, entry, on_progress)
 
