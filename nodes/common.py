@@ -14,7 +14,7 @@ from typing import Any
 
 from . import host
 from .runware import media
-from .runware.cache import ResultCache
+from .runware.cache import ResultCache, cache_settings_from_env, pin_file
 from .runware.client import Progress
 from .runware.config import ClientConfig
 from .runware.errors import CancelledError, RunwareError, scrub
@@ -161,6 +161,8 @@ class StatusText:
         parts.append(f"{elapsed:.0f}s")
         if self.cost is not None:
             parts.append(f"${self.cost:.4f}")
+        if p is not None and p.note:
+            parts.append(f"{p.note}; still waiting")
         return " · ".join(parts)
 
     def __call__(self, progress: Progress) -> None:
@@ -197,9 +199,17 @@ def is_changed(cls: type, unique_id: str | None = None, **_inputs: Any) -> str:
     return media.outputs_fingerprint(host.running_prompt(), unique_id, len(MODEL_OUTPUTS))
 
 
+_CACHES: dict[str, ResultCache] = {}
+
+
 def result_cache() -> ResultCache:
-    """The on-disk result cache: RUNWARE_CACHE_DIR, else <ComfyUI output>/runware."""
-    return ResultCache.from_env(host.output_directory() / "runware")
+    """The on-disk result cache: RUNWARE_CACHE_DIR, else <ComfyUI output>/runware (one
+    object, hence one store connection, per set of settings)."""
+    settings = cache_settings_from_env(host.output_directory() / "runware")
+    key = repr(sorted((k, str(v)) for k, v in settings.items()))
+    if key not in _CACHES:
+        _CACHES[key] = ResultCache(**settings)
+    return _CACHES[key]
 
 
 async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: dict | None,
@@ -215,7 +225,7 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
     try:
         results = await run_cached_job(
             job, config=config, cache=result_cache(), reuse=reuse,
-            should_cancel=host.is_interrupted, on_progress=status,
+            should_cancel=host.is_interrupted, on_progress=status, node_id=node_id,
         )
     except CancelledError:
         status.interrupted()
@@ -304,6 +314,7 @@ def model_outputs(
                 task_uuid=result.result.task_uuid,
                 hint="Open it with another player, or recover it with Runware Fetch Result.",
             ) from exc
+        pin_file(result.path, video)  # no eviction while this VIDEO may still be read
         videos.append(video)
         images.append(frames)
         audios.append(audio)

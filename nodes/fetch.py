@@ -28,6 +28,31 @@ from .runware.spec import OVI_MODEL, SYNC3_MODEL
 MODELS = {"Ovi": OVI_MODEL, "sync-3": SYNC3_MODEL}
 
 
+def normalize_task_uuid(text: object) -> str:
+    """A pasted taskUUID in any common spelling -> Runware's lowercase dashed form.
+
+    Accepted: surrounding spaces or quotes, ``urn:uuid:...``, ``{...}``, upper case, the
+    32 hex digits without dashes. Anything else is a clear error naming the input.
+    """
+    raw = text if isinstance(text, str) else ""
+    cleaned = raw.strip().strip("\"'`").strip()
+    if cleaned.lower().startswith("urn:uuid:"):
+        cleaned = cleaned[len("urn:uuid:"):]
+    if cleaned.startswith("{") and cleaned.endswith("}"):
+        cleaned = cleaned[1:-1]
+    compact = cleaned.replace("-", "")
+    shaped = len(compact) == 32 and all(c in "0123456789abcdefABCDEF" for c in compact) and (
+        len(cleaned) == 32 or [len(p) for p in cleaned.split("-")] == [8, 4, 4, 4, 12])
+    if not shaped:
+        shown = raw.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise ValidationError(
+            f"task_uuid {shown[:80]!r} is not a taskUUID", parameter="task_uuid",
+            hint="Paste the taskUUID from the info output or the error message "
+            "(36 characters like 1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed).",
+        )
+    return str(uuid.UUID(hex=compact))
+
+
 class RunwareFetchResult:
     DESCRIPTION = (
         "Recovers a Runware Ovi or sync-3 job by its taskUUID (from a node's info output, "
@@ -56,14 +81,7 @@ class RunwareFetchResult:
 
     async def fetch(self, task_uuid: str, model: str, unique_id: str | None = None,
                     graph: dict | None = None) -> dict[str, Any]:
-        task_uuid = (task_uuid or "").strip()
-        try:
-            uuid.UUID(task_uuid)
-        except ValueError:
-            raise ValidationError(
-                f"task_uuid {task_uuid!r} is not a taskUUID", parameter="task_uuid",
-                hint="Paste the taskUUID from the info output or the error message.",
-            ) from None
+        task_uuid = normalize_task_uuid(task_uuid)
         if model not in MODELS:
             raise ValidationError(f"model must be one of {', '.join(MODELS)}",
                                   parameter="model")

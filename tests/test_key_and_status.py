@@ -301,8 +301,8 @@ def test_the_key_never_leaks_anywhere(double, monkeypatch, tmp_path, caplog):
                 if path.is_file():
                     scanned += 1
                     assert LEAK_KEY.encode() not in path.read_bytes(), path
-        assert scanned >= 10  # results, journal/cache entries, uploads.json, uploads
-        assert (tmp_path / "output" / "runware" / "uploads.json").is_file()
+        assert scanned >= 10  # results, the store (jobs, entries, uploads), uploads
+        assert (tmp_path / "output" / "runware" / "store.sqlite").is_file()
         assert LEAK_KEY in key_path.read_text()  # the one place it lives
         assert os.environ.get("RUNWARE_API_KEY") is None
     finally:

@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import conftest
 import pytest
 import torch
 from conftest import PACK, pack_module
@@ -24,6 +25,7 @@ cache_mod = pack_module("nodes.runware.cache")
 tasks = pack_module("nodes.runware.tasks")
 errors = pack_module("nodes.runware.errors")
 client_mod = pack_module("nodes.runware.client")
+store_mod = pack_module("nodes.runware.store")
 
 
 def ovi_job(seed=5, image=False, **extra):
@@ -50,6 +52,19 @@ def store(tmp_path):
 def fresh_store(store):
     """A "restarted" ComfyUI: new objects over the same directories."""
     return cache_mod.ResultCache(store.root)
+
+
+def endpoint(config):
+    return store_mod.api_endpoint(config.api_url)
+
+
+def fp(job, config):
+    """The request's fingerprint at the config's endpoint."""
+    return jobs.job_fingerprint(job, endpoint(config))[0]
+
+
+def journaled(store, job, config):
+    return store.store.journal_get(endpoint(config), fp(job, config))
 
 
 def run(job, config, store, **kwargs):
@@ -154,7 +169,8 @@ def test_connection_dropped_mid_download(double, fast_config, store):
     double.drop_download_after(1500)
     results = run(ovi_job(), fast_config, store)
     assert any(e.get("range") for e in double.log)
-    assert store.is_intact(store.lookup(jobs.job_fingerprint(ovi_job())[0]).results[0])
+    assert store.is_intact(store.lookup(endpoint(fast_config),
+                                        fp(ovi_job(), fast_config)).results[0])
     assert results[0].path.stat().st_size > 1500
 
 
@@ -189,11 +205,11 @@ def test_restart_while_the_job_runs_resumes_it(double, fast_config, store):
     threading.Timer(0.4, stop.set).start()  # "ComfyUI goes down" mid-poll
     with pytest.raises(errors.CancelledError):
         run(ovi_job(), fast_config, store, should_cancel=stop.is_set)
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is not None
+    assert journaled(store, ovi_job(), fast_config) is not None
     results = run(ovi_job(), fast_config, fresh_store(store))
     assert accepted(double) == 1
     assert results[0].path.is_file()
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
+    assert journaled(store, ovi_job(), fast_config) is None
 
 
 def test_resume_of_a_task_runware_forgot_submits_anew(double, fast_config, store):
@@ -308,13 +324,13 @@ def test_upload_runware_forgot_is_uploaded_again_once(double, fast_config, store
 
 
 def test_upload_memory_expires_before_runware_deletes(tmp_path):
-    uploads = pack_module("nodes.runware.uploads").UploadCache(tmp_path / "u.json",
-                                                                max_age=0.05)
-    uploads.put("k", "u1")
-    assert uploads.get("k") == "u1"
+    uploads = pack_module("nodes.runware.uploads")
+    memory = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"), max_age=0.05)
+    memory.put("http://a:1", "k", "u1")
+    assert memory.get("http://a:1", "k") == "u1"
     time.sleep(0.1)
-    assert uploads.get("k") is None
-    assert pack_module("nodes.runware.uploads").DEFAULT_MAX_AGE < 30 * 86400
+    assert memory.get("http://a:1", "k") is None
+    assert uploads.DEFAULT_MAX_AGE < 30 * 86400
 
 
 # -- eviction and recovery ------------------------------------------------------------------
@@ -331,7 +347,7 @@ def test_size_cap_evicts_least_recently_used(double, fast_config, tmp_path):
     c = run(ovi_job(seed=3), fast_config, guarded)[0].path
     run(ovi_job(seed=4), fast_config, guarded)
     assert c.exists()
-    assert store.lookup(jobs.job_fingerprint(ovi_job(seed=1))[0]) is None
+    assert store.lookup(endpoint(fast_config), fp(ovi_job(seed=1), fast_config)) is None
 
 
 def test_age_limit_evicts(double, fast_config, tmp_path):
@@ -444,14 +460,17 @@ def test_fetch_result_node(env, tmp_path):
 def test_journal_entry_whose_submission_never_arrived_submits_once(double, fast_config,
                                                                    store):
     job = ovi_job()
-    fingerprint = jobs.job_fingerprint(job)[0]
+    fingerprint = fp(job, fast_config)
     # ComfyUI died between writing the journal and sending the submission.
-    store.journal_put(cache_mod.JournalEntry(fingerprint, job.model, job.task["taskUUID"],
-                                             job.task, job.extension))
+    store.store.claim(store_mod.JobRecord(
+        endpoint=endpoint(fast_config), task_uuid=job.task["taskUUID"], fingerprint=fingerprint,
+        model=job.model, task=job.task, extension=job.extension, number_results=1,
+        submitted=time.time(), status=store_mod.SUBMITTING))
     results = run(job, fast_config, store)
     assert results[0].path.is_file()
     assert accepted(double) == 1
-    assert store.journal_get(fingerprint) is None
+    assert store.store.journal_get(endpoint(fast_config), fingerprint) is None
+    assert store.store.job(endpoint(fast_config), job.task["taskUUID"]).status == "not_found"
 
 
 def test_a_job_that_failed_while_nobody_watched_is_reported_then_forgotten(
@@ -467,7 +486,7 @@ def test_a_job_that_failed_while_nobody_watched_is_reported_then_forgotten(
     with pytest.raises(errors.TaskFailedError) as info:
         run(ovi_job(), fast_config, store)  # resubmits anew; that one fails
     assert info.value.code == "inferenceError"
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is None
+    assert journaled(store, ovi_job(), fast_config) is None
     assert run(ovi_job(), fast_config, store)[0].path.is_file()
     assert accepted(double) == 3
 
@@ -484,7 +503,7 @@ def test_wrong_key_while_resuming_keeps_the_journal(double, fast_config, store):
     with pytest.raises(errors.AuthError) as info:  # a rotated key: not "the job failed"
         run(ovi_job(), dataclasses.replace(fast_config, api_key="rotated-key-xyz"), store)
     assert not isinstance(info.value, errors.TaskFailedError)
-    assert store.journal_get(jobs.job_fingerprint(ovi_job())[0]) is not None
+    assert journaled(store, ovi_job(), fast_config) is not None
     assert run(ovi_job(), fast_config, store)[0].path.is_file()
     assert accepted(double) == 1
 
@@ -549,37 +568,31 @@ def test_damaged_cache_of_an_expired_task_says_so_then_recovers(double, fast_con
     assert accepted(double) == 2
 
 
-def test_unreadable_journal_refuses_to_submit(double, fast_config, store):
-    fingerprint = jobs.job_fingerprint(ovi_job())[0]
-    path = store.root / "journal" / f"{fingerprint}.json"
-    path.parent.mkdir(parents=True)
-    path.write_text("")  # e.g. cut short by a power loss
-    with pytest.raises(cache_mod.JournalError) as info:
-        run(ovi_job(), fast_config, store)
-    assert str(path) in str(info.value)
-    assert double.count("videoInference") == 0
-
-
-def test_upload_memory_merges_concurrent_writers(tmp_path):
+def test_upload_memory_is_shared_by_concurrent_writers_and_kept_per_endpoint(tmp_path):
     uploads = pack_module("nodes.runware.uploads")
-    a = uploads.UploadCache(tmp_path / "u.json")
-    b = uploads.UploadCache(tmp_path / "u.json")
-    a.put("ka", "ua")
-    b.put("kb", "ub")
-    fresh = uploads.UploadCache(tmp_path / "u.json")
-    assert fresh.get("ka") == "ua" and fresh.get("kb") == "ub"
-    a.forget_uuid("ua")
-    assert uploads.UploadCache(tmp_path / "u.json").get("ka") is None
+    a = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"))
+    b = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"))
+    a.put("https://api.runware.ai:443", "ka", "ua")
+    b.put("https://api.runware.ai:443", "kb", "ub")
+    fresh = uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite"))
+    assert fresh.get("https://api.runware.ai:443", "ka") == "ua"
+    assert fresh.get("https://api.runware.ai:443", "kb") == "ub"
+    assert fresh.get("http://127.0.0.1:8765", "ka") is None  # another endpoint
+    a.forget_uuid("https://api.runware.ai:443", "ua")
+    assert uploads.UploadCache(store_mod.Store(tmp_path / "s.sqlite")).get(
+        "https://api.runware.ai:443", "ka") is None
 
 
-def test_old_takes_are_swept_and_clear_removes_everything(double, fast_config, store,
-                                                         monkeypatch):
-    first = run(ovi_job(), fast_config, store)[0].path
-    second = run(ovi_job(), fast_config, store, reuse=False)[0].path
-    assert first != second and first.exists()  # the older take is no longer referenced
-    monkeypatch.setattr(cache_mod, "ORPHAN_SECONDS", 0.0)
-    store.evict()
-    assert not first.exists() and second.exists()
+def test_older_takes_stay_cache_entries_and_clear_removes_everything(double, fast_config,
+                                                                   store):
+    first = run(ovi_job(), fast_config, store)[0]
+    second = run(ovi_job(), fast_config, store, reuse=False)[0]
+    assert first.path != second.path and first.path.exists()
+    store.evict()  # no sweep of paid files: the older take stays, findable by taskUUID
+    assert first.path.exists() and second.path.exists()
+    older = store.find_task(endpoint(fast_config), first.result.task_uuid)
+    assert older is not None and store.is_intact(older.results[0])
+    assert run(ovi_job(), fast_config, store)[0].path == second.path  # the newest take
     store.clear()
     assert not any(store.results_dir.iterdir())
 
@@ -597,3 +610,287 @@ def test_hashing_a_big_input_can_be_cancelled(tmp_path):
 
     with pytest.raises(errors.CancelledError):
         uploads.content_hash(big, check)
+
+
+# -- issue 10: endpoints, evidence, retention --------------------------------------------------
+
+
+@pytest.fixture
+def second(tmp_path):
+    """Another endpoint: a second double on its own port."""
+    server = pack_module("nodes.runware.double").RunwareDouble(
+        api_key=conftest.TEST_KEY, job_seconds=0.1, storage_dir=tmp_path / "double2")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def at(config, server):
+    return dataclasses.replace(config, api_url=server.base_url)
+
+
+def test_a_result_from_one_endpoint_is_never_served_for_another(double, second, fast_config,
+                                                                store):
+    offline = run(ovi_job(), fast_config, store)[0]
+    real = run(ovi_job(), at(fast_config, second), store)[0]
+    assert len(second.accepted_submissions()) == 1  # paid where it was asked, not "cached"
+    assert real.path != offline.path and not real.cached
+    assert real.result.video_uuid in second.results
+    double.reset_log()
+    second.reset_log()
+    back = run(ovi_job(), fast_config, store)[0]  # and back: each keeps its own result
+    assert back.cached and back.path == offline.path and double.log == []
+    assert run(ovi_job(), at(fast_config, second), store)[0].path == real.path
+
+
+def test_a_journaled_job_survives_runs_at_another_endpoint(double, second, fast_config, store):
+    double.job_seconds = 1000
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(), dataclasses.replace(fast_config, job_timeout=0.3), store)
+    paid = info.value.task_uuid
+    # The same graph offline: the other endpoint does not know the task. Nothing of the
+    # first endpoint's job may be dropped because of that.
+    run(ovi_job(), at(fast_config, second), store)
+    assert store.store.journal_find_task(endpoint(fast_config), paid) is not None
+    double.job_seconds = 0.1
+    back = run(ovi_job(), fast_config, fresh_store(store))
+    assert back[0].result.task_uuid == paid and accepted(double) == 1
+
+
+def test_upload_memory_is_per_endpoint(double, second, fast_config, store):
+    run(ovi_job(image=True), fast_config, store)
+    run(ovi_job(image=True), at(fast_config, second), store)
+    assert second.count("imageUpload") == 1  # uploaded there, not a foreign UUID
+    assert len(second.accepted_submissions()) == 1
+    assert all(e["status"] == 200 for e in second.log if e["method"] == "POST")
+
+
+def test_a_resumed_job_past_its_limit_is_polled_once(double, fast_config, store):
+    double.job_seconds = 0.5
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(), fast_config, store, should_cancel=stop.is_set)
+    time.sleep(0.6)  # done on Runware meanwhile
+    store.store.close()
+    conn = __import__("sqlite3").connect(store.store.path)  # ... and submitted an hour ago
+    conn.execute("UPDATE jobs SET submitted = submitted - 3600")
+    conn.commit()
+    conn.close()
+    double.reset_log()
+    results = run(ovi_job(), dataclasses.replace(fast_config, job_timeout=5),
+                  fresh_store(store))
+    assert results[0].path.is_file() and double.count("getResponse") == 1
+    assert accepted(double) == 0  # (the log was reset: the one job of the first run)
+
+
+def test_the_time_limit_counts_from_submission(double, fast_config, store):
+    double.job_seconds = 1000
+    short = dataclasses.replace(fast_config, job_timeout=0.8)
+    with pytest.raises(errors.JobTimeoutError):
+        run(ovi_job(), short, store)
+    time.sleep(0.5)
+    double.reset_log()
+    started = time.monotonic()
+    with pytest.raises(errors.JobTimeoutError) as info:
+        run(ovi_job(), short, fresh_store(store))  # resumed: one poll, then the limit
+    assert time.monotonic() - started < 0.6 and double.count("getResponse") == 1
+    assert "queue the same graph again" in str(info.value)
+    assert journaled(store, ovi_job(), fast_config) is not None
+
+
+def test_a_mangled_submit_answer_keeps_the_journal(double, fast_config, store):
+    # Accepted by Runware, but a proxy replaced the answer with an HTML page.
+    double.answer_next(200, "<html><body>Welcome to the hotel wifi</body></html>",
+                       task_type="videoInference", process=True)
+    with pytest.raises(errors.EndpointError) as info:
+        run(ovi_job(), fast_config, store)
+    assert info.value.task_uuid and "queue again" in str(info.value)
+    assert journaled(store, ovi_job(), fast_config) is not None
+    results = run(ovi_job(), fast_config, store)  # resumed by polling, not paid again
+    assert results[0].path.is_file() and accepted(double) == 1
+
+
+def test_a_proxy_413_on_upload_is_not_retried_and_nothing_is_paid(double, fast_config, store):
+    double.answer_next(413, "<html><title>413 Request Entity Too Large</title></html>",
+                       task_type="imageUpload", count=5)
+    with pytest.raises(errors.EndpointError) as info:
+        run(ovi_job(image=True), fast_config, store)
+    assert double.count("imageUpload") == 1 and double.count("videoInference") == 0
+    assert "413" in str(info.value) and "body size" in str(info.value)
+    double.clear_faults()
+
+
+def test_partial_results_of_a_failed_job_are_kept_and_findable(double, fast_config, store):
+    double.fail_next_job_after(1, code="inferenceError", message="second one crashed")
+    with pytest.raises(errors.TaskFailedError) as info:
+        run(ovi_job(number_results=2), fast_config, store)
+    task_uuid = info.value.task_uuid
+    assert "saved to" in str(info.value)
+    kept = store.find_task(endpoint(fast_config), task_uuid)
+    assert kept is not None and len(kept.results) == 1 and store.is_intact(kept.results[0])
+    job = store.store.job(endpoint(fast_config), task_uuid)
+    assert job.status == "failed" and job.cost == pytest.approx(0.05)
+    assert journaled(store, ovi_job(number_results=2), fast_config) is None
+    small = cache_mod.ResultCache(store.root, recent=0)
+    small.evict()  # kept like any result (no sweep of "unreferenced" paid files)
+    assert small.find_task(endpoint(fast_config), task_uuid) is not None
+    # The recovery of the failed job serves the kept file, no request.
+    double.reset_log()
+    fetched = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config, cache=store,
+                                          model="runware:190@1"))
+    assert fetched[0].cached and fetched[0].path.name == kept.results[0].file
+    assert double.log == []
+
+
+def test_a_recovered_job_without_journal_is_a_cache_entry(double, fast_config, store):
+    async def submit():
+        async with client_mod.RunwareClient(fast_config) as client:
+            return await client.submit_video(dict(ovi_job(seed=77).task))
+
+    task_uuid = asyncio.run(submit())  # paid elsewhere, e.g. by another tool
+    got = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config, cache=store,
+                                      model="runware:190@1"))
+    job = store.store.job(endpoint(fast_config), task_uuid)
+    assert job.status == "recovered" and job.fingerprint is None and job.cost == 0.05
+    found = store.find_task(endpoint(fast_config), task_uuid)
+    assert found.results[0].file == got[0].path.name
+    cache_mod.ResultCache(store.root, recent=0).evict()
+    assert got[0].path.exists()  # no hour-old orphan sweep
+    # The other endpoint never gets it by taskUUID.
+    assert store.find_task("https://api.runware.ai:443", task_uuid) is None
+
+
+@pytest.mark.parametrize("what", ["html", "truncated"])
+def test_a_bad_download_is_not_cached_and_a_requeue_downloads_again(double, fast_config,
+                                                                    store, what, tmp_path):
+    sample = run(ovi_job(seed=99), fast_config, store)[0].path.read_bytes()
+    body = (b"<!DOCTYPE html><html><title>Blocked</title></html>" if what == "html"
+            else sample[: len(sample) // 2])
+    double.serve_next_download(body, "text/html" if what == "html" else "video/mp4")
+    with pytest.raises(errors.DownloadError) as info:
+        run(ovi_job(), fast_config, store)
+    text = str(info.value)
+    assert ("HTML page" in text) if what == "html" else ("truncated" in text or
+                                                       "damaged" in text)
+    assert info.value.task_uuid in text
+    assert store.lookup(endpoint(fast_config), fp(ovi_job(), fast_config)) is None
+    assert journaled(store, ovi_job(), fast_config) is not None
+    results = run(ovi_job(), fast_config, store)
+    assert results[0].path.is_file() and accepted(double) == 2  # seed 99 + this one
+
+
+def test_eviction_never_deletes_a_file_a_video_points_at(double, fast_config, tmp_path):
+    import gc
+
+    store = cache_mod.ResultCache(tmp_path / "c", max_bytes=1, recent=0)
+    first = run(ovi_job(seed=1), fast_config, store)[0]
+
+    class Video:  # stands for ComfyUI's VideoFromFile
+        pass
+
+    held = Video()
+    cache_mod.pin_file(first.path, held)
+    run(ovi_job(seed=2), fast_config, store)
+    assert first.path.exists()  # pinned: over the cap but still in use
+    del held
+    gc.collect()
+    store.evict()
+    assert not first.path.exists()
+
+
+def test_the_node_pins_its_video_outputs(env, tmp_path):
+    import gc
+
+    common = pack_module("nodes.common")
+    results = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+        prompt="x <S>y<E>", seed=3, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0))["result"]
+    path = Path(__import__("json").loads(results[4][0])["file"])
+    assert cache_mod.is_pinned(path)
+    del results
+    gc.collect()
+    assert not cache_mod.is_pinned(path)
+    assert common.result_cache().root == tmp_path / "output" / "runware"
+
+
+def test_the_ledger_has_what_a_spend_panel_needs(env, tmp_path):
+    import json as json_mod
+
+    out = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+        prompt="x <S>y<E>", seed=8, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0, unique_id="17"))["result"]
+    info = json_mod.loads(out[4][0])
+    cache = pack_module("nodes.common").result_cache()
+    (job,) = cache.store.jobs()
+    assert job.task_uuid == info["taskUUID"] and job.model == "runware:190@1"
+    assert job.endpoint == store_mod.api_endpoint(env.base_url) and job.node_id == "17"
+    assert job.status == "succeeded" and job.cost == pytest.approx(0.05)
+    assert job.submitted <= job.finished and len(job.fingerprint) == 64
+    assert [r.file for r in cache.store.results_of(job.endpoint, job.task_uuid)] == [
+        Path(info["file"]).name]
+
+
+def test_fetch_result_accepts_other_uuid_spellings(env, tmp_path):
+    import json as json_mod
+
+    out = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
+        prompt="x <S>y<E>", seed=9, steps=30, fps=12, video_cfg_scale=5.0,
+        audio_cfg_scale=4.0))["result"]
+    task_uuid = json_mod.loads(out[4][0])["taskUUID"]
+    fetch = PACK.NODE_CLASS_MAPPINGS["RunwareFetchResult"]()
+    for spelling in (f"urn:uuid:{task_uuid.upper()}", "{" + task_uuid + "}",
+                     task_uuid.replace("-", ""), f' "{task_uuid}" '):
+        got = asyncio.run(fetch.fetch(task_uuid=spelling, model="Ovi"))["result"]
+        assert json_mod.loads(got[4][0])["taskUUID"] == task_uuid
+    env.reset_log()
+    with pytest.raises(errors.ValidationError) as info:
+        asyncio.run(fetch.fetch(task_uuid=task_uuid[:-1] + "\ud800", model="Ovi"))
+    assert "task_uuid" in str(info.value) and env.log == []
+
+
+def test_session_total_ignores_a_nan_cost():
+    total = jobs.SessionCost()
+    total.add(0.5)
+    total.add(float("nan"))
+    total.add(float("inf"))
+    assert total.add(-1.0) == 0.5 and total.jobs == 4
+
+
+def test_a_result_in_another_video_container_is_kept_under_its_real_name(double, fast_config,
+                                                                         store):
+    webm = run(ovi_job(seed=31, output_format="WEBM"), fast_config, store)[0].path
+    assert webm.suffix == ".webm"
+    double.serve_next_download(webm.read_bytes(), "video/webm")
+    got = run(ovi_job(seed=32), fast_config, store)[0]  # MP4 asked, WEBM arrived
+    assert got.path.suffix == ".webm" and got.path.read_bytes() == webm.read_bytes()
+    assert run(ovi_job(seed=32), fast_config, fresh_store(store))[0].cached
+
+
+def test_a_cancel_while_saving_partial_results_keeps_the_job(double, fast_config, store):
+    double.fail_next_job_after(1)
+    hook = Phase("downloading")
+    with pytest.raises(errors.CancelledError):
+        run(ovi_job(number_results=2), fast_config, store, should_cancel=hook,
+            on_progress=hook.progress)
+    assert journaled(store, ovi_job(number_results=2), fast_config) is not None
+    with pytest.raises(errors.TaskFailedError) as info:  # resumed: saved, then reported
+        run(ovi_job(number_results=2), fast_config, store)
+    kept = store.find_task(endpoint(fast_config), info.value.task_uuid)
+    assert kept is not None and len(kept.results) == 1 and "saved to" in str(info.value)
+    assert journaled(store, ovi_job(number_results=2), fast_config) is None
+    assert accepted(double) == 1
+
+
+def test_an_unrepairable_result_set_keeps_its_intact_files(double, fast_config, store):
+    first, second = run(ovi_job(number_results=2), fast_config, store)
+    first.path.unlink()
+    double.expire_task(first.result.task_uuid)
+    double.fail_downloads(404)
+    with pytest.raises(errors.TaskNotFoundError):
+        run(ovi_job(number_results=2), fast_config, store)
+    assert second.path.is_file()  # the intact paid file stays, findable by taskUUID
+    kept = store.find_task(endpoint(fast_config), second.result.task_uuid)
+    assert [r.file for r in kept.results] == [second.path.name]

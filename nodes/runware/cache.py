@@ -1,17 +1,23 @@
-"""On-disk memory of paid work: finished results, pending submissions, uploads.
+"""The cache folder: paid result files, the store that indexes them, retention, locks.
 
 Layout under the cache directory (``RUNWARE_CACHE_DIR``, else ComfyUI's output folder
 ``runware/``):
 
-    results/<taskUUID>-<i>.<ext>   downloaded results (the paid files)
-    entries/<fingerprint>.json     which results a request fingerprint produced
-    journal/<fingerprint>.json     a submission not yet finished: its taskUUID and task
-    uploads.json                   content hash -> upload UUID (younger than 25 days)
-    locks/<fingerprint>.lock       one run per fingerprint at a time (across processes)
+    store.sqlite                    jobs ledger, journal, cache entries, upload memory
+    results/<taskUUID>-<i>.<ext>    downloaded results (the paid files)
+    locks/<fingerprint>.lock        one run per request at a time (across processes)
+    install-id                      a random salt for first-take taskUUIDs (see below)
 
-The fingerprint covers the model, the canonical request (no taskUUID) and the content
-hash of every uploaded medium, so the same inputs map to the same paid result, after a
-restart too.
+The fingerprint covers the API endpoint, the model, the canonical request (no taskUUID)
+and the content hash of every uploaded medium, so the same inputs at the same endpoint map
+to the same paid result, after a restart too.
+
+Retention (one policy, every paid file alike): results are kept as sets (one job's files).
+A set unused for ``max_age`` (RUNWARE_CACHE_MAX_DAYS) is removed; past ``max_bytes``
+(RUNWARE_CACHE_MAX_GB) the least recently used sets go first. Never removed: a set used in
+the last ``recent`` seconds, a file a VIDEO of this process still points at (pinned), a
+job still in the journal. Files the store does not know are never deleted, except
+``.part`` leftovers of a killed download older than a day.
 """
 
 from __future__ import annotations
@@ -22,31 +28,41 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import cache_settings_from_env
-from .errors import RunwareError
+from .config import API_URL_ENV, DEFAULT_API_URL, env_url
+from .config import cache_settings_from_env as _validated_cache_settings
+from .store import (
+    STORE_NAME,
+    JobRecord,
+    ResultRecord,
+    Store,
+    StoreError,
+    api_endpoint,
+    lock_fd,
+    safe_result_name,
+    unlock_fd,
+)
 from .uploads import UploadCache
-
-
-class JournalError(RunwareError):
-    """The on-disk job journal cannot be read: refuse to submit rather than pay twice."""
 
 log = logging.getLogger("runware_ovi_sync")
 
-CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
-CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
-CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
 DEFAULT_MAX_BYTES = 20 * 1024**3
 DEFAULT_MAX_AGE = 30 * 24 * 3600.0
 RECENT_SECONDS = 600.0  # never evict a result used this recently
-ORPHAN_SECONDS = 3600.0  # unreferenced result files older than this are swept
+PART_SECONDS = 24 * 3600.0  # leftover .part files of a killed download are swept after this
+
+CachedResult = ResultRecord  # the name 0.1 code used
+__all__ = ["CacheEntry", "CachedResult", "JobRecord", "ResultCache", "ResultRecord",
+           "StoreError", "api_endpoint", "pin_file", "request_fingerprint"]
 
 _INTACT: dict[tuple[str, int, int], str] = {}
 
@@ -55,15 +71,23 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str, str]) -> str:
-    """sha256 over the model, the task without its taskUUID, and the inputs' content.
+def content_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str, str]) -> str:
+    """sha256 over the model, the task without its taskUUID, and the inputs' content (the
+    0.1 fingerprint: endpoint-free)."""
+    canonical = {k: v for k, v in task.items() if k != "taskUUID"}
+    text = canonical_json({"model": model, "task": canonical, "media": media_hashes})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def request_fingerprint(endpoint: str, model: str, task: dict[str, Any],
+                        media_hashes: dict[str, str]) -> str:
+    """The request's identity at one API endpoint.
 
     ``media_hashes`` maps each upload placeholder in ``task`` to its content hash, so the
     fingerprint does not depend on which UUID an upload happened to get.
     """
-    canonical = {k: v for k, v in task.items() if k != "taskUUID"}
-    text = canonical_json({"model": model, "task": canonical, "media": media_hashes})
-    return hashlib.sha256(text.encode()).hexdigest()
+    inner = content_fingerprint(model, task, media_hashes)
+    return hashlib.sha256(f"{endpoint}|{inner}".encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -75,277 +99,297 @@ def file_sha256(path: Path) -> str:
 
 
 @dataclass
-class CachedResult:
-    file: str  # name under results/
-    url: str
-    video_uuid: str
-    task_uuid: str
-    seed: int | None = None
-    cost: float | None = None
-    index: int | None = None
-    size: int = 0
-    sha256: str = ""
-
-
-@dataclass
 class CacheEntry:
-    fingerprint: str
-    model: str
+    """One job's result files: what a request (``fingerprint``) or a taskUUID is served."""
+
+    endpoint: str
+    fingerprint: str | None
     task_uuid: str
-    results: list[CachedResult]
-    created: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.time)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CacheEntry:
-        results = [CachedResult(**r) for r in data.get("results", [])]
-        return cls(data["fingerprint"], data["model"], data["task_uuid"], results,
-                   data.get("created", 0.0), data.get("last_used", 0.0))
+    results: list[ResultRecord]
 
 
-@dataclass
-class JournalEntry:
-    """A submission that may be running on Runware: resume it instead of paying again."""
+# -- pins: files a VIDEO of this process points at -----------------------------------------
 
-    fingerprint: str
-    model: str
-    task_uuid: str
-    task: dict[str, Any]
-    extension: str
-    submitted: float = field(default_factory=time.time)
+_PINS: dict[str, int] = {}
+_PINS_LOCK = threading.Lock()
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Atomic and durable: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=1))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+def _pin_key(path: Path | str) -> str:
+    return os.path.normcase(os.path.abspath(path))
 
 
-def _fsync_dir(folder: Path) -> None:
+def pin_file(path: Path | str, holder: object) -> None:
+    """Keep ``path`` from eviction while ``holder`` (e.g. a VIDEO output) is alive.
+
+    The pin is dropped when ``holder`` is garbage collected; an object that cannot be
+    weakly referenced pins the file for the life of the process.
+    """
+    key = _pin_key(path)
+    with _PINS_LOCK:
+        _PINS[key] = _PINS.get(key, 0) + 1
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open a directory; its replace is durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
+        weakref.finalize(holder, _unpin, key)
+    except TypeError:
         pass
-    finally:
-        os.close(fd)
 
 
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        log.warning("Ignoring unreadable cache file %s", path)
-        return None
+def _unpin(key: str) -> None:
+    with _PINS_LOCK:
+        left = _PINS.get(key, 0) - 1
+        if left > 0:
+            _PINS[key] = left
+        else:
+            _PINS.pop(key, None)
 
 
-def _bad_journal(path: Path) -> JournalEntry:
-    raise JournalError(
-        f"The job journal file {path} is unreadable. It may stand for a job you paid for, "
-        "so nothing new is submitted for this request",
-        hint="If the log names that job's taskUUID, recover it with Runware Fetch Result; "
-        "then delete the file and queue again.",
-    )
+def is_pinned(path: Path | str) -> bool:
+    with _PINS_LOCK:
+        return _PINS.get(_pin_key(path), 0) > 0
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def cache_settings_from_env(default_root: Path) -> dict[str, Any]:
+    """RUNWARE_CACHE_DIR / _MAX_GB / _MAX_DAYS (validated) -> ResultCache keyword arguments."""
+    settings = _validated_cache_settings(default_root)
+    return {
+        "root": settings.root,
+        "max_bytes": settings.max_bytes,
+        "max_age": settings.max_age,
+        "legacy_endpoint": api_endpoint(env_url(API_URL_ENV, DEFAULT_API_URL)),
+    }
 
 
 class ResultCache:
-    """Results, journal, upload dedupe and per-fingerprint locks in one directory."""
+    """The cache folder: results, the store, upload memory, per-request locks."""
 
     def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_age: float = DEFAULT_MAX_AGE, recent: float = RECENT_SECONDS) -> None:
+                 max_age: float = DEFAULT_MAX_AGE, recent: float = RECENT_SECONDS,
+                 legacy_endpoint: str | None = None) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.recent = recent
         self.results_dir = self.root / "results"
-        self.uploads = UploadCache(self.root / "uploads.json")
+        self.store = Store(self.root / STORE_NAME, legacy_root=self.root,
+                           legacy_endpoint=legacy_endpoint)
+        self.uploads = UploadCache(self.store)
 
     @classmethod
     def from_env(cls, default_root: Path) -> ResultCache:
-        """RUNWARE_CACHE_DIR / _MAX_GB / _MAX_DAYS, validated (a bad value is an error)."""
-        settings = cache_settings_from_env(default_root)
-        return cls(settings.root, max_bytes=settings.max_bytes, max_age=settings.max_age)
+        return cls(**cache_settings_from_env(default_root))
 
-    # -- finished results ------------------------------------------------------------
+    # -- paths -------------------------------------------------------------------------
 
-    def _entry_path(self, fingerprint: str) -> Path:
-        return self.root / "entries" / f"{fingerprint}.json"
+    def results_folder(self) -> Path:
+        """results/, created if needed. A planted link or file there is moved aside: a
+        record can never make the pack write, read or delete outside its own folder."""
+        folder = self.results_dir
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            aside = folder.with_name(f"results.set-aside-{uuid.uuid4().hex[:8]}")
+            log.warning("Runware cache: %s is not a folder; moved it to %s", folder, aside.name)
+            os.replace(folder, aside)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
-    def result_path(self, result: CachedResult) -> Path:
-        return self.results_dir / result.file
-
-    def lookup(self, fingerprint: str) -> CacheEntry | None:
-        data = _read_json(self._entry_path(fingerprint))
-        if not data:
+    def result_path(self, record: ResultRecord) -> Path | None:
+        """Where a record's file is: inside results/, or None (ignored with a warning)."""
+        if not safe_result_name(record.file):
+            log.warning("Runware cache: ignoring a record naming the file %r", record.file[:80])
             return None
-        entry = CacheEntry.from_dict(data)
-        if time.time() - entry.last_used > self.max_age:
-            self._drop_entry(entry)
-            return None
-        return entry
-
-    def find_task(self, task_uuid: str) -> CacheEntry | None:
-        """The cached entry a taskUUID produced (for RunwareFetchResult)."""
-        for path in sorted((self.root / "entries").glob("*.json")):
-            data = _read_json(path)
-            if data and data.get("task_uuid") == task_uuid:
-                return CacheEntry.from_dict(data)
-        return None
-
-    def is_intact(self, result: CachedResult) -> bool:
-        path = self.result_path(result)
+        path = self.results_dir / record.file
         try:
+            inside = path.resolve().parent == self.results_dir.resolve()
+        except OSError:
+            inside = False
+        if not inside or self.results_dir.is_symlink():
+            log.warning("Runware cache: ignoring %s, which leads outside the cache folder",
+                        path)
+            return None
+        return path
+
+    def is_intact(self, record: ResultRecord) -> bool:
+        path = self.result_path(record)
+        if path is None:
+            return False
+        try:
+            if path.is_symlink():
+                return False
             st = path.stat()
-        except FileNotFoundError:
+        except OSError:
             return False
-        if st.st_size != result.size:
+        if st.st_size != record.size or not path.is_file():
             return False
-        if not result.sha256:
+        if not record.sha256:
             return True
         # Hash once per file version in this process (a result reused all day is
         # not re-read on every queue).
         memo = (str(path), st.st_size, st.st_mtime_ns)
-        if _INTACT.get(memo) != result.sha256:
-            _INTACT[memo] = file_sha256(path)
-        return _INTACT[memo] == result.sha256
+        if _INTACT.get(memo) != record.sha256:
+            try:
+                _INTACT[memo] = file_sha256(path)
+            except OSError:
+                return False
+        return _INTACT[memo] == record.sha256
 
-    def store(self, entry: CacheEntry) -> None:
-        entry.last_used = time.time()
-        _write_json(self._entry_path(entry.fingerprint), asdict(entry))
-        self.evict(keep=entry.fingerprint)
+    # -- entries -----------------------------------------------------------------------
+
+    def lookup(self, endpoint: str, fingerprint: str) -> CacheEntry | None:
+        """The results serving a request at ``endpoint`` (None if unknown or too old)."""
+        found = self.store.entry(endpoint, fingerprint)
+        if found is None or not found[1]:
+            return None
+        task_uuid, results = found
+        if time.time() - max(r.last_used for r in results) > self.max_age:
+            return None  # expired: the next eviction removes it
+        return CacheEntry(endpoint, fingerprint, task_uuid, results)
+
+    def find_task(self, endpoint: str, task_uuid: str) -> CacheEntry | None:
+        """The result files a taskUUID produced at ``endpoint`` (any take, also partial
+        results and recoveries)."""
+        results = self.store.results_of(endpoint, task_uuid)
+        return CacheEntry(endpoint, None, task_uuid, results) if results else None
 
     def touch(self, entry: CacheEntry) -> None:
-        entry.last_used = time.time()
-        _write_json(self._entry_path(entry.fingerprint), asdict(entry))
+        self.store.touch(entry.endpoint, entry.task_uuid)
 
-    def forget(self, entry: CacheEntry) -> None:
-        """Remove an entry that cannot be repaired (its files and its index)."""
-        self._drop_entry(entry)
+    def forget(self, entry: CacheEntry, broken: list[ResultRecord]) -> None:
+        """A request's entry that cannot be repaired: the request no longer maps to it and
+        the ``broken`` files go; its intact files stay, findable by taskUUID."""
+        if entry.fingerprint:
+            self.store.forget_entry(entry.endpoint, entry.fingerprint)
+        self._delete(broken)
 
-    def _drop_entry(self, entry: CacheEntry) -> None:
-        for result in entry.results:
-            self.result_path(result).unlink(missing_ok=True)
-        self._entry_path(entry.fingerprint).unlink(missing_ok=True)
+    def _delete(self, records: list[ResultRecord]) -> None:
+        self.store.drop_results(r.file for r in records)
+        for record in records:
+            path = self.result_path(record)
+            if path is not None and not is_pinned(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    # -- first takes -------------------------------------------------------------------
+
+    def first_take_uuid(self, fingerprint: str) -> str:
+        """The taskUUID of a request's first paid take: derived from the fingerprint and
+        this install's salt, so a run that lost the store still finds the job by its
+        taskUUID (its files on disk, or ``conflictTaskUUID`` from Runware) instead of
+        paying again."""
+        digest = hashlib.sha256(f"{self._salt()}|{fingerprint}".encode()).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
+
+    def _salt(self) -> str:
+        path = self.root / "install-id"
+        for _ in range(3):
+            try:
+                if not path.is_symlink():
+                    text = path.read_text(encoding="ascii").strip()
+                    if re.fullmatch(r"[0-9a-f]{32}", text):
+                        return text
+            except (OSError, UnicodeDecodeError):
+                pass
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f".install-id.{uuid.uuid4().hex}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write(uuid.uuid4().hex)
+                if path.is_symlink() or (path.exists() and not path.is_file()):
+                    os.replace(path, path.with_name(f"install-id.set-aside-{uuid.uuid4().hex[:8]}"))
+                try:
+                    os.link(tmp, path)  # atomic: never replaces a salt another run wrote
+                except FileExistsError:
+                    if path.is_file():
+                        text = path.read_text(encoding="ascii", errors="replace").strip()
+                        if not re.fullmatch(r"[0-9a-f]{32}", text):
+                            os.replace(tmp, path)  # unreadable salt: replace it
+                except OSError:
+                    os.replace(tmp, path)  # no hard links here
+            except OSError as exc:
+                log.warning("Runware cache: cannot write %s (%s)", path, exc)
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        return "no-salt"
+
+    def take_files(self, task_uuid: str, count: int) -> list[Path] | None:
+        """The result files of ``task_uuid`` found on disk by name, if all ``count`` are."""
+        found = []
+        for position in range(max(count, 1)):
+            for ext in ("mp4", "webm", "mov"):
+                path = self.results_dir / f"{task_uuid}-{position}.{ext}"
+                if not path.is_symlink() and path.is_file():
+                    found.append(path)
+                    break
+            else:
+                return None
+        return found
+
+    # -- retention ---------------------------------------------------------------------
 
     def evict(self, keep: str | None = None) -> int:
-        """Drop results unused for max_age, then the least recently used over the size cap.
-
-        Entries used in the last few minutes are never evicted (a file just handed to the
-        next node, e.g. Save Video, must still be there), nor is ``keep``. Result files no
-        entry refers to (an older take, a recovered job) are swept after an hour.
-        """
-        entries = []
-        for path in (self.root / "entries").glob("*.json"):
-            data = _read_json(path)
-            if data:
-                entries.append(CacheEntry.from_dict(data))
+        """Apply the retention policy (module docstring). ``keep``: a taskUUID to keep."""
         now = time.time()
+        self.store.drop_malformed_results()
+        records = self.store.all_results()
+        protected = {(j.endpoint, j.task_uuid) for j in self.store.pending()}
+        sets: dict[tuple[str, str], list[ResultRecord]] = {}
+        for record in records:
+            sets.setdefault((record.endpoint, record.task_uuid), []).append(record)
+
+        def removable(key: tuple[str, str], group: list[ResultRecord]) -> bool:
+            if key[1] == keep or key in protected:
+                return False
+            if now - max(r.last_used for r in group) < self.recent:
+                return False
+            return not any(is_pinned(self.results_dir / r.file) for r in group)
+
         dropped = 0
-        alive = []
-        for entry in entries:
-            if now - entry.last_used > self.max_age and entry.fingerprint != keep:
-                self._drop_entry(entry)
+        alive: dict[tuple[str, str], list[ResultRecord]] = {}
+        for key, group in sets.items():
+            if now - max(r.last_used for r in group) > self.max_age and removable(key, group):
+                self._delete(group)
                 dropped += 1
             else:
-                alive.append(entry)
-        sizes = {e.fingerprint: sum(r.size for r in e.results) for e in alive}
-        total = sum(sizes.values())
-        for entry in sorted(alive, key=lambda e: e.last_used):
+                alive[key] = group
+        total = sum(r.size for group in alive.values() for r in group)
+        for key, group in sorted(alive.items(), key=lambda kv: max(r.last_used for r in kv[1])):
             if total <= self.max_bytes:
                 break
-            if entry.fingerprint == keep or now - entry.last_used < self.recent:
+            if not removable(key, group):
                 continue
-            self._drop_entry(entry)
-            alive.remove(entry)
-            total -= sizes[entry.fingerprint]
+            self._delete(group)
+            total -= sum(r.size for r in group)
             dropped += 1
-        self._sweep_orphans({r.file for e in alive for r in e.results}, now)
+        self._sweep_parts(now)
         if dropped:
             log.info("Result cache: evicted %d old result set(s)", dropped)
         return dropped
 
-    def _sweep_orphans(self, referenced: set[str], now: float) -> None:
-        for path in self.results_dir.glob("*"):
-            if path.name in referenced or path.name.endswith(".part"):
-                continue
+    def _sweep_parts(self, now: float) -> None:
+        if not self.results_dir.is_dir() or self.results_dir.is_symlink():
+            return
+        for path in self.results_dir.glob("*.part"):
             try:
-                if now - path.stat().st_mtime > ORPHAN_SECONDS:
+                st = path.lstat()
+                if now - st.st_mtime > PART_SECONDS and not path.is_dir():
                     path.unlink()
             except OSError:
                 pass
 
     def clear(self) -> None:
         """Forget every finished result and delete its files (pending jobs are kept)."""
-        for entry_path in (self.root / "entries").glob("*.json"):
-            data = _read_json(entry_path)
-            if data:
-                self._drop_entry(CacheEntry.from_dict(data))
-            entry_path.unlink(missing_ok=True)
-        pending = set()
-        for path in (self.root / "journal").glob("*.json"):
-            data = _read_json(path)
-            if isinstance(data, dict):
-                pending.add(str(data.get("task_uuid")))
-        for path in self.results_dir.glob("*"):
-            if not any(path.name.startswith(t) for t in pending):
-                path.unlink(missing_ok=True)
+        self._delete(self.store.clear_results())
 
-    # -- pending submissions ---------------------------------------------------------
-
-    def _journal_path(self, fingerprint: str) -> Path:
-        return self.root / "journal" / f"{fingerprint}.json"
-
-    def journal_get(self, fingerprint: str) -> JournalEntry | None:
-        path = self._journal_path(fingerprint)
-        if not path.exists():
-            return None
-        data = _read_json(path)
-        try:
-            return JournalEntry(**data) if isinstance(data, dict) else _bad_journal(path)
-        except TypeError:
-            return _bad_journal(path)
-
-    def journal_put(self, entry: JournalEntry) -> None:
-        _write_json(self._journal_path(entry.fingerprint), asdict(entry))
-
-    def journal_drop(self, fingerprint: str, task_uuid: str | None = None) -> None:
-        """Forget a pending job (only if it is still ``task_uuid``, when given)."""
-        path = self._journal_path(fingerprint)
-        if task_uuid is not None:
-            data = _read_json(path)
-            if not isinstance(data, dict) or data.get("task_uuid") != task_uuid:
-                return
-        path.unlink(missing_ok=True)
-
-    def journal_find_task(self, task_uuid: str) -> JournalEntry | None:
-        for path in (self.root / "journal").glob("*.json"):
-            data = _read_json(path)
-            if isinstance(data, dict) and data.get("task_uuid") == task_uuid:
-                try:
-                    return JournalEntry(**data)
-                except TypeError:
-                    return None
-        return None
-
-    # -- one run per fingerprint -----------------------------------------------------
+    # -- one run per request ---------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def locked(
-        self, fingerprint: str, check_cancel: Callable[[], None]
+        self, name: str, check_cancel: Callable[[], None]
     ) -> AsyncIterator[None]:
-        """Hold the fingerprint's lock; waiting runs check ``check_cancel`` meanwhile."""
-        lock = _FileLock(self.root / "locks" / f"{fingerprint}.lock")
+        """Hold the request's lock; waiting runs check ``check_cancel`` meanwhile."""
+        lock = _FileLock(self.root / "locks", name)
         while not lock.try_acquire():
             check_cancel()
             await asyncio.sleep(0.1)
@@ -360,21 +404,38 @@ _THREAD_LOCKS_GUARD = threading.Lock()
 
 
 class _FileLock:
-    """An exclusive lock: flock across processes where available, plus a thread lock."""
+    """An exclusive lock: flock across processes where available, plus a thread lock.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    A lock file that cannot be made (a planted folder or link at its path) is skipped for
+    the next name in a fixed sequence every process follows; whatever happens, a failure
+    releases everything taken, so no later run can hang on it.
+    """
+
+    NAMES = 3
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = folder
+        self.name = name
         with _THREAD_LOCKS_GUARD:
-            self._thread_lock = _THREAD_LOCKS.setdefault(str(path), threading.Lock())
+            self._thread_lock = _THREAD_LOCKS.setdefault(f"{folder}/{name}", threading.Lock())
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
         if not self._thread_lock.acquire(blocking=False):
             return False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            _lock_fd(fd)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"Cannot create the lock folder {self.folder}: {exc}",
+                                 hint="Remove whatever is at that path (it should be a "
+                                 "folder of lock files), then queue again.") from exc
+            fd = self._open()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        try:
+            lock_fd(fd)
         except OSError:
             os.close(fd)
             self._thread_lock.release()
@@ -382,30 +443,24 @@ class _FileLock:
         self._fd = fd
         return True
 
+    def _open(self) -> int:
+        problem: OSError | None = None
+        for attempt in range(self.NAMES):
+            suffix = "" if attempt == 0 else f".{attempt}"
+            path = self.folder / f"{self.name}{suffix}.lock"
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                               0o600)
+            except OSError as exc:
+                problem = exc
+                log.warning("Runware cache: cannot use the lock file %s (%s)", path, exc)
+        raise StoreError(f"No usable lock file for this request in {self.folder}: {problem}",
+                         hint="Remove what is in that folder (it holds only lock files).")
+
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
-                _unlock_fd(self._fd)
+                unlock_fd(self._fd)
             os.close(self._fd)
             self._fd = None
         self._thread_lock.release()
-
-
-try:
-    import fcntl
-
-    def _lock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock_fd(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-except ImportError:  # Windows
-    import msvcrt
-
-    def _lock_fd(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # raises OSError when another holds it
-
-    def _unlock_fd(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)

@@ -19,6 +19,7 @@ import base64
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -39,28 +40,51 @@ from yarl import URL
 
 from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig
 from .errors import (
-    AuthError,
     CancelledError,
     DownloadError,
-    InsufficientCreditsError,
+    EndpointError,
     JobTimeoutError,
     RefusedDownloadError,
     RunwareError,
     ServerError,
     TaskFailedError,
+    TaskNotFoundError,
     ValidationError,
     error_from_item,
     hold_secret,
     release_secret,
     scrub,
 )
+from .store import MAX_COST
 
 log = logging.getLogger("runware_ovi_sync")
 
 T = TypeVar("T")
 
-PENDING_STATUSES = {"processing", "pending", "queued", "scheduled", "waiting", "running"}
-TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+PENDING_STATUSES = {"processing", "pending", "queued", "scheduled", "waiting", "running",
+                    "in_progress", "inprogress", "started", "submitted"}
+# Only these are retried: timeouts, rate limits and server errors (and lost connections).
+TRANSIENT_HTTP = frozenset({408, 429, *range(500, 600)})
+# A Runware reply is a few KiB; anything far bigger is not one (and is not read whole).
+MAX_REPLY_BYTES = 4 << 20
+# Codes that mean the job ended in failure (besides an item with status "error").
+JOB_FAILURE_CODES = frozenset({
+    "inferenceError", "processingFailed", "taskFailed", "taskCancelled", "generationFailed",
+    "contentPolicyViolation", "providerContentPolicyViolation", "sensitiveContentDetected",
+    "unsafeContentDetected", "nsfwContentDetected", "promptBlocked", "imageBlocked",
+    "moderationFailed",
+})
+# Runware does not know the task (never arrived, or expired); compared without case/_/-.
+TASK_NOT_FOUND_CODES = frozenset({"tasknotfound", "taskexpired", "taskfailedornotfound",
+                                  "taskuuidnotfound"})
+AUTH_CODES = frozenset({"invalidApiKey", "missingApiKey", "unauthorized", "forbidden",
+                        "insufficientCredits", "insufficientBalance"})
+RATE_OR_SERVER_CODES = frozenset({
+    "rateLimitExceeded", "inferenceRateLimitExceeded", "providerRateLimitExceeded",
+    "internalServerError", "serviceUnavailable", "serverUnavailable", "timeoutProvider",
+    "providerTimeout", "providerError", "noAvailableServer",
+})
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,7 @@ class Progress:
     done: int = 0
     total: int = 1
     elapsed: float = 0.0
+    note: str | None = None  # e.g. "Runware's answer was not understood; still waiting"
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,31 @@ class Reply:
     status: int
     data: list[dict[str, Any]]
     errors: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """One HTTP answer as it came: status, body text (None = larger than the cap)."""
+
+    status: int
+    text: str | None
+    retry_after: str | None = None
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class PollReply:
+    """What one getResponse answer says about a job (see ``classify_poll_reply``).
+
+    kind: processing | success | failed | not_found | transient | unknown | refused.
+    """
+
+    kind: str
+    results: tuple[VideoResult, ...] = ()
+    pending: int = 0
+    percents: tuple[float, ...] = ()
+    error: RunwareError | None = None
+    note: str | None = None
 
 
 BodyFactory = Callable[[], tuple[Any, int | None]]
@@ -136,6 +186,8 @@ class RunwareClient:
         self._session: aiohttp.ClientSession | None = None
         self._download_session: aiohttp.ClientSession | None = None
         self._rng = random.Random()
+        # taskUUIDs Runware answered with conflictTaskUUID ("already have it").
+        self.conflicts: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -230,19 +282,28 @@ class RunwareClient:
                 pass
         return delay + self._rng.uniform(0, cfg.retry_jitter)
 
-    async def _send_once(self, body: BodyFactory) -> tuple[int, Any, str | None]:
+    async def _send_once(self, body: BodyFactory) -> RawReply:
         payload, length = body()
         headers = self._headers()
         if length is not None:
             # An explicit length keeps aiohttp from chunked encoding a streamed body.
             headers["Content-Length"] = str(length)
         async with self._http().post(self.config.api_url, data=payload, headers=headers) as resp:
-            text = (await resp.read()).decode("utf-8", "replace")
-            try:
-                parsed = json.loads(text) if text else None
-            except ValueError:
-                parsed = None
-            return resp.status, parsed, resp.headers.get("Retry-After")
+            data = await _read_capped(resp, MAX_REPLY_BYTES)
+            return RawReply(resp.status, None if data is None else data.decode("utf-8", "replace"),
+                            resp.headers.get("Retry-After"), resp.headers.get("Content-Type", ""))
+
+    async def _exchange(self, body: BodyFactory, task_uuid: str | None) -> RawReply | None:
+        """One request; None when no HTTP answer came (connection refused, reset, ...)."""
+        try:
+            return await self._cancellable(self._send_once(body), task_uuid)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            return None
+
+    @property
+    def host(self) -> str:
+        parts = urlsplit(self.config.api_url)
+        return parts.netloc.rsplit("@", 1)[-1] or self.config.api_url
 
     async def post(
         self,
@@ -256,7 +317,9 @@ class RunwareClient:
         """POST a task array, retrying transient failures with backoff and jitter.
 
         The same body (hence the same taskUUIDs) is re-sent on every attempt. Returns
-        the parsed reply, errors included, for any non-transient status.
+        the parsed reply, errors included, for any non-transient status. Retried: no
+        answer at all, 408, 429 and 5xx. An answer that is not Runware's JSON otherwise
+        (a proxy or firewall page, a wrong URL) raises :class:`EndpointError` at once.
         """
         if body is None:
             encoded = json.dumps(tasks).encode()
@@ -265,21 +328,24 @@ class RunwareClient:
         attempt = 0
         while True:
             attempt += 1
-            try:
-                status, parsed, retry_after = await self._cancellable(
-                    self._send_once(body), task_uuid
-                )
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raw = await self._exchange(body, task_uuid)
+            if raw is None:
                 failure: RunwareError = ServerError(
-                    f"Could not reach Runware for {label}: {type(exc).__name__}",
+                    f"Could not reach Runware at {self.host} for {label}",
                     task_uuid=task_uuid,
                     hint="Check the network connection; the call is retried automatically.",
                 )
                 retry_after = None
+            elif raw.status in TRANSIENT_HTTP:
+                parsed = _json_or_none(raw.text)
+                failure = _transient_error(raw.status, None if parsed is NOT_JSON else parsed,
+                                           task_uuid, self._key, label)
+                retry_after = raw.retry_after
             else:
-                if status not in TRANSIENT_HTTP and parsed is not None:
-                    return _parse_reply(status, parsed)
-                failure = _transient_error(status, parsed, task_uuid, self._key, label)
+                parsed = _json_or_none(raw.text)
+                if parsed is NOT_JSON:
+                    raise endpoint_error(raw, self.host, label, task_uuid, self._key)
+                return _parse_reply(raw.status, parsed)
             if attempt > max_retries:
                 raise failure
             delay = self._retry_delay(attempt, retry_after)
@@ -360,6 +426,7 @@ class RunwareClient:
         reply = await self.post([task], task_uuid=task_uuid, label="videoInference submission")
         if any(e.get("code") == "conflictTaskUUID" for e in reply.errors):
             log.info("Task %s was already accepted by Runware; polling it", task_uuid)
+            self.conflicts.add(task_uuid)
             return task_uuid
         self.raise_errors(reply)
         if not any(d.get("taskUUID") == task_uuid for d in reply.data):
@@ -379,93 +446,115 @@ class RunwareClient:
     ) -> list[VideoResult]:
         """Poll ``getResponse`` until every result is in, the job fails, or time runs out.
 
+        Each answer goes through :func:`classify_poll_reply`; this loop only keeps the
+        results seen so far and decides when to stop. Polls at least once, even with no
+        time left (a job resumed after its limit may be done). Only a failure or a
+        not-found answer (positive evidence) ends the job; passing problems and answers
+        it does not understand keep polling until the limit.
+
         ``number_results`` <= 0 means "unknown" (recovering a job by its taskUUID): done
         once at least one result is in and no item is still pending.
         """
-        limit = self.config.job_timeout if timeout is None else timeout
+        limit = max(0.0, self.config.job_timeout if timeout is None else timeout)
         started = time.monotonic()
         delay = self.config.poll_initial
         found: dict[str, VideoResult] = {}
         order: list[str] = []
+        note: str | None = None
+        problems = 0
+        body_bytes = json.dumps([{"taskType": "getResponse", "taskUUID": task_uuid}]).encode()
+
+        def body() -> tuple[bytes, int]:
+            return body_bytes, len(body_bytes)
+
         def timed_out() -> JobTimeoutError:
+            last = f" (last answer: {note})" if note else ""
             return JobTimeoutError(
-                f"The job did not finish within {limit:.0f} s",
+                f"The job did not finish within {limit:.0f} s of its submission{last}",
                 task_uuid=task_uuid,
-                hint="It may still finish on Runware: queue again later to pick it up "
-                "without paying again, or recover it with Runware Fetch Result.",
+                hint="It may still finish on Runware: queue the same graph again later to "
+                "pick it up without paying again (it is polled at least once more), recover "
+                "it with Runware Fetch Result, or raise RUNWARE_JOB_TIMEOUT.",
             )
 
         while True:
-            await self.sleep(min(delay, max(0.0, started + limit - time.monotonic())), task_uuid)
-            # One poll (with its own retries) may not outlive the limit by more than a grace.
+            remaining = started + limit - time.monotonic()
+            await self.sleep(min(delay, max(0.0, remaining)), task_uuid)
+            # One poll may not outlive the limit by more than a grace period.
             budget = max(0.0, started + limit - time.monotonic()) + self.config.poll_grace
             try:
-                reply = await asyncio.wait_for(self.post(
-                    [{"taskType": "getResponse", "taskUUID": task_uuid}],
-                    task_uuid=task_uuid, label="getResponse",
-                ), timeout=budget)
+                raw = await asyncio.wait_for(self._exchange(body, task_uuid), timeout=budget)
             except asyncio.TimeoutError:
                 raise timed_out() from None
-            except RunwareError as exc:
-                if not exc.retryable or time.monotonic() - started >= limit:
-                    raise
-                log.warning("Polling task %s: %s; still trying", task_uuid, exc.message)
-                reply = Reply(0, [], [])
-            for item in reply.errors:
-                if item.get("taskUUID") not in (None, task_uuid):
+            reply = classify_poll_reply(
+                None if raw is None else raw.status, None if raw is None else raw.text,
+                task_uuid, secret=self._key, host=self.host, too_large=raw is not None
+                and raw.text is None)
+            for result in reply.results:
+                key = result.video_uuid if result.index is None else f"#{result.index}"
+                if key in found:
                     continue
-                err = _poll_error(item, reply.status, task_uuid, self._key)
-                if err is None:  # a passing problem of the request, not of the job
-                    log.warning("Polling task %s: %s; still trying", task_uuid,
-                                item.get("code") or item.get("message"))
+                if 0 < number_results <= len(found):
+                    log.warning("Task %s: ignoring a result beyond the %d asked for",
+                                task_uuid, number_results)
                     continue
-                if isinstance(err, TaskFailedError) and found:
-                    err.partial_results = [found[k] for k in order]
-                raise err
-            percents: list[float] = []
-            pending = 0
-            for item in reply.data:
-                if item.get("taskUUID") not in (None, task_uuid):
-                    continue
-                status = str(item.get("status") or "").lower()
-                result = _result_from_item(item, task_uuid)
-                if result is not None:
-                    key = result.video_uuid if result.index is None else f"#{result.index}"
-                    if key not in found:
-                        found[key] = result
-                        order.append(key)
-                elif status in PENDING_STATUSES or not status:
-                    pending += 1
-                    if isinstance(item.get("progress"), (int, float)):
-                        percents.append(float(item["progress"]))
-                elif status != "success":
-                    log.debug("Task %s: unknown status %r treated as pending", task_uuid, status)
+                found[key] = result
+                order.append(key)
+            if reply.kind in ("failed", "not_found"):
+                assert reply.error is not None
+                if isinstance(reply.error, TaskFailedError) and found:
+                    reply.error.partial_results = [found[k] for k in order]
+                raise reply.error
+            if reply.kind == "refused":
+                assert reply.error is not None
+                raise reply.error
+            note = reply.note
+            if reply.kind == "transient":
+                problems += 1
+                log.warning("Polling task %s: %s; still trying", task_uuid, reply.note)
+            elif reply.kind == "unknown":
+                log.warning("Polling task %s: %s; still waiting", task_uuid, reply.note)
+            else:
+                problems = 0
             elapsed = time.monotonic() - started
-            total = number_results if number_results > 0 else max(len(found) + pending, 1)
-            percent = _overall_percent(len(found), total, percents)
-            self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed))
-            if (len(found) >= total) if number_results > 0 else (found and not pending):
+            total = number_results if number_results > 0 else max(len(found) + reply.pending, 1)
+            percent = _overall_percent(len(found), total, list(reply.percents))
+            self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed,
+                                  note=None if reply.kind in ("processing", "success")
+                                  else reply.note))
+            done = len(found) >= total if number_results > 0 else (
+                bool(found) and reply.kind == "success")
+            if done:
                 results = [found[k] for k in order]
                 results.sort(key=result_order)
                 return results
             if elapsed >= limit:
                 raise timed_out()
-            delay = min(delay * self.config.poll_growth, self.config.poll_max)
+            if problems:
+                delay = self._retry_delay(problems, None if raw is None else raw.retry_after)
+            else:
+                delay = min(max(delay, self.config.poll_initial) * self.config.poll_growth,
+                            self.config.poll_max)
 
     async def task_exists(self, task_uuid: str) -> bool | None:
-        """Does Runware know this task? True / False, or None when it cannot tell."""
-        try:
-            reply = await self.post([{"taskType": "getResponse", "taskUUID": task_uuid}],
-                                    task_uuid=task_uuid, retries=1, label="getResponse")
-        except RunwareError:
-            return None
-        codes = {e.get("code") for e in reply.errors}
-        if codes & {"taskNotFound", "taskExpired"}:
-            return False
-        if any(d.get("taskUUID") == task_uuid for d in reply.data) or any(
-            e.get("taskUUID") == task_uuid for e in reply.errors
-        ):
-            return True
+        """Does Runware know this task? True / False, or None when it cannot tell.
+
+        Only an answer about the job itself counts: an error item that merely echoes
+        the taskUUID proves nothing."""
+        body_bytes = json.dumps([{"taskType": "getResponse", "taskUUID": task_uuid}]).encode()
+        for attempt in range(2):
+            raw = await self._exchange(lambda: (body_bytes, len(body_bytes)), task_uuid)
+            reply = classify_poll_reply(None if raw is None else raw.status,
+                                        None if raw is None else raw.text, task_uuid,
+                                        secret=self._key, host=self.host)
+            if reply.kind in ("processing", "success", "failed"):
+                return True
+            if reply.kind == "not_found":
+                return False
+            if reply.kind != "transient" or attempt:
+                return None
+            await self.sleep(self._retry_delay(1, None if raw is None else raw.retry_after),
+                             task_uuid)
         return None
 
     async def run_video(
@@ -870,28 +959,6 @@ def _transient_error(
     )
 
 
-def _poll_error(
-    item: dict[str, Any], status: int, task_uuid: str, key: str
-) -> RunwareError | None:
-    """Classify an error item in a getResponse reply.
-
-    Only a real job failure (the item says ``status: error``, or Runware reports a job
-    failure code) is a TaskFailedError: that is what tells the caller the paid job is
-    over. A refused key, missing credits or a bad request stay what they are (the job may
-    still be running), and passing problems (rate limit, server) return None: keep polling.
-    """
-    err = error_from_item(item, status if status >= 400 else None, secret=key)
-    says_failed = (str(item.get("status", "")).lower() == "error"
-                   or isinstance(item.get("error"), dict))
-    if isinstance(err, TaskFailedError):  # incl. taskNotFound / taskExpired
-        return err if err.task_uuid else _with_task(err, TaskFailedError, task_uuid)
-    if says_failed and not isinstance(err, (AuthError, InsufficientCreditsError)):
-        return _with_task(err, TaskFailedError, task_uuid)
-    if err.retryable:
-        return None
-    return err if err.task_uuid else _with_task(err, type(err), task_uuid)
-
-
 def _with_task(err: RunwareError, cls: type[RunwareError], task_uuid: str) -> RunwareError:
     hint = err.hint
     if cls is TaskFailedError and not isinstance(err, TaskFailedError):
@@ -902,23 +969,233 @@ def _with_task(err: RunwareError, cls: type[RunwareError], task_uuid: str) -> Ru
                http_status=err.http_status, hint=hint)
 
 
+NOT_JSON: Any = object()  # a body that is not JSON at all (None is JSON's null)
+
+
+def _json_or_none(text: str | None) -> Any:
+    if not text or not text.strip():
+        return NOT_JSON
+    try:
+        return json.loads(text)
+    except ValueError:
+        return NOT_JSON
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes | None:
+    """The body, or None once it passes ``cap`` bytes (read no further)."""
+    if resp.content_length is not None and resp.content_length > cap:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe_body(text: str | None) -> str:
+    if text is None:
+        return f"a body larger than {MAX_REPLY_BYTES >> 20} MiB"
+    stripped = text.strip()
+    if not stripped:
+        return "an empty body"
+    lower = stripped[:2000].lower()
+    if lower.startswith(("<!doctype html", "<html")) or "<body" in lower or "<head" in lower:
+        match = re.search(r"<title[^>]*>(.*?)</title>", stripped[:4000], re.I | re.S)
+        title = " ".join(match.group(1).split())[:80] if match else ""
+        return f"an HTML page{f' titled {title!r}' if title else ''}"
+    return "text that is not JSON"
+
+
+def _likely_cause(status: int) -> str:
+    if status in (404, 405):
+        return ("The URL path is probably wrong: RUNWARE_API_URL should be Runware's "
+                "https://api.runware.ai/v1 (or the offline double's http://host:port/v1).")
+    if status == 413:
+        return ("A proxy between ComfyUI and Runware refused the request size (413): raise "
+                "its body size limit (e.g. nginx client_max_body_size) or send a smaller file.")
+    if status == 407:
+        return "A proxy asks for its own authentication (407): configure the proxy."
+    if 400 <= status < 500:
+        return ("A proxy, firewall or captive portal answered instead of Runware, or "
+                "RUNWARE_API_URL points at the wrong server.")
+    return ("Something other than Runware answered (a captive portal, a proxy, or a wrong "
+            "RUNWARE_API_URL).")
+
+
+def endpoint_error(raw: RawReply, host: str, label: str, task_uuid: str | None,
+                   secret: str | None) -> EndpointError:
+    """A clear, non-retryable error for an answer that is not Runware's JSON."""
+    what = scrub(_describe_body(raw.text), secret)
+    return EndpointError(
+        f"{host} answered the {label} with HTTP {raw.status} and {what} instead of "
+        "Runware's JSON. Nothing was retried",
+        task_uuid=task_uuid, http_status=raw.status, hint=_likely_cause(raw.status)
+        + (" A job already submitted is not lost: queue again once this is fixed."
+           if task_uuid else ""),
+    )
+
+
+def _code_key(code: Any) -> str:
+    return re.sub(r"[_\-\s]", "", str(code or "")).lower()
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def classify_poll_reply(
+    status: int | None, text: str | None, task_uuid: str, *, secret: str | None = None,
+    host: str = "", too_large: bool = False,
+) -> PollReply:
+    """What one getResponse answer says about ``task_uuid``. Pure: no I/O, no state.
+
+    ``status`` None = no HTTP answer (the connection failed); ``text`` is the body.
+
+    - failed: an item with ``status: "error"`` or a nested ``error`` object for this
+      taskUUID, or a code on JOB_FAILURE_CODES (the job ended; positive evidence);
+    - not_found: a task-not-found code (TASK_NOT_FOUND_CODES) for this task or the request;
+    - refused: the key or credits were refused, or something that is not Runware answered
+      with a 4xx (a wrong URL, a proxy page): stop, but the job is not over;
+    - transient: no answer, 408 / 429 / 5xx, a rate-limit or server code: poll again;
+    - processing / success: items for the task, all done = success;
+    - unknown: anything else (an unknown code, JSON that is not an object, a body that is
+      not JSON): keep polling until the time limit, never a reason to forget the job.
+    """
+    if status is None:
+        return PollReply("transient", note="no answer from Runware (connection failed)")
+    if too_large:
+        text = None
+    parsed = NOT_JSON if text is None else _json_or_none(text)
+    if status in TRANSIENT_HTTP:
+        return PollReply("transient", note=f"Runware answered HTTP {status}")
+    if parsed is NOT_JSON:
+        raw = RawReply(status, text)
+        if 400 <= status < 500:
+            return PollReply("refused", error=endpoint_error(raw, host or "the API", "poll",
+                                                             task_uuid, secret))
+        return PollReply("unknown", note=f"an answer that is not Runware's JSON (HTTP {status}, "
+                                         f"{_describe_body(text)})")
+    if isinstance(parsed, list):  # tolerate a bare list of items
+        parsed = {"data": parsed}
+    if not isinstance(parsed, dict):
+        return PollReply("unknown", note=f"an answer that is not a JSON object (HTTP {status})")
+
+    def ours(item: dict[str, Any], absent_ok: bool) -> bool:
+        owner = item.get("taskUUID")
+        return owner == task_uuid or (absent_ok and owner in (None, ""))
+
+    items = [i for i in _as_list(parsed.get("data"))]
+    errors = _as_list(parsed.get("errors")) + _as_list(parsed.get("error"))
+    results: list[VideoResult] = []
+    percents: list[float] = []
+    pending = 0
+    failure: RunwareError | None = None
+    not_found: RunwareError | None = None
+    refused: RunwareError | None = None
+    transient: str | None = None
+    unknown: list[str] = []
+    for item in items + errors:
+        nested = item.get("error") if isinstance(item.get("error"), dict) else None
+        code = (nested or {}).get("code") or item.get("code")
+        says_error = str(item.get("status", "")).lower() == "error" or nested is not None
+        if says_error or code or item in errors:
+            if not ours(item, absent_ok=not says_error):
+                continue
+            err = error_from_item(item, status if status >= 400 else None, secret=secret)
+            if _code_key(code) in TASK_NOT_FOUND_CODES:
+                not_found = not_found or _with_task(err, TaskNotFoundError, task_uuid)
+            elif code in AUTH_CODES or (status in (401, 402, 403) and not says_error):
+                refused = refused or (err if err.task_uuid else
+                                      _with_task(err, type(err), task_uuid))
+            elif says_error or code in JOB_FAILURE_CODES:
+                failure = failure or _with_task(err, TaskFailedError, task_uuid)
+            elif code in RATE_OR_SERVER_CODES:
+                transient = f"Runware reported {code}"
+            elif status in (404, 405) and not item.get("taskUUID"):
+                refused = refused or EndpointError(
+                    f"{host or 'The API'} answered the poll with HTTP {status} "
+                    f"({scrub(str(code or item.get('message') or 'no code')[:80], secret)})",
+                    task_uuid=task_uuid, http_status=status, hint=_likely_cause(status))
+            else:
+                unknown.append(f"Runware answered {scrub(str(code or 'an error')[:60], secret)}"
+                               f" (HTTP {status})")
+            continue
+        if not ours(item, absent_ok=True):
+            continue
+        item_status = str(item.get("status") or "").lower()
+        result = _result_from_item(item, task_uuid)
+        if result is not None:
+            results.append(result)
+        elif item_status == "success":
+            unknown.append("a finished item without a result URL")
+        else:
+            pending += 1
+            progress = _finite(item.get("progress"))
+            if progress is not None:
+                percents.append(min(100.0, max(0.0, progress)))
+            if item_status and item_status not in PENDING_STATUSES:
+                unknown.append(f"an item with the status {item_status[:40]!r}")
+    if failure is not None:
+        return PollReply("failed", tuple(results), pending, tuple(percents), failure)
+    if results or pending:
+        kind = "processing" if pending or unknown else "success"
+        return PollReply(kind, tuple(results), pending, tuple(percents),
+                         note="; ".join(unknown) or None)
+    if not_found is not None:
+        return PollReply("not_found", error=not_found)
+    if refused is not None:
+        return PollReply("refused", error=refused)
+    if transient is not None:
+        return PollReply("transient", note=transient)
+    if unknown:
+        return PollReply("unknown", note="; ".join(unknown))
+    return PollReply("unknown", note=f"an answer with nothing about the task (HTTP {status})")
+
+
 def _result_from_item(item: dict[str, Any], task_uuid: str) -> VideoResult | None:
+    """A success item -> VideoResult. Seed, cost and index that are not sane numbers are
+    dropped with a warning (the paid file is what matters)."""
     url = item.get("videoURL") or item.get("mediaURL")
-    if not url:
+    if not url or not isinstance(url, str):
         return None
     video_uuid = item.get("videoUUID") or item.get("mediaUUID") or url
-    seed = item.get("seed")
-    cost = item.get("cost")
-    index = item.get("resultIndex")
     return VideoResult(
-        task_uuid=str(item.get("taskUUID") or task_uuid),
-        video_uuid=str(video_uuid),
-        url=str(url),
-        seed=int(seed) if isinstance(seed, (int, float)) else None,
-        cost=float(cost) if isinstance(cost, (int, float)) else None,
-        index=int(index) if isinstance(index, int) else None,
+        task_uuid=task_uuid,
+        video_uuid=str(video_uuid)[:255],
+        url=url,
+        seed=_sane_int(item.get("seed"), "seed", task_uuid, MAX_SEED),
+        cost=_sane_cost(item.get("cost"), task_uuid),
+        index=_sane_int(item.get("resultIndex"), "resultIndex", task_uuid, 999),
         raw=dict(item),
     )
+
+
+def _sane_int(value: Any, name: str, task_uuid: str, top: int) -> int | None:
+    if value is None:
+        return None
+    number = _finite(value)
+    if number is None or number != int(number) or not 0 <= number <= top:
+        log.warning("Task %s: ignoring the %s %r in Runware's answer", task_uuid, name,
+                    str(value)[:40])
+        return None
+    return int(number)
+
+
+def _sane_cost(value: Any, task_uuid: str) -> float | None:
+    if value is None:
+        return None
+    cost = _finite(value)
+    if cost is None or not 0.0 <= cost <= MAX_COST:
+        log.warning("Task %s: ignoring the cost %r in Runware's answer (not a price)",
+                    task_uuid, str(value)[:40])
+        return None
+    return cost
 
 
 def _base64_json_body(

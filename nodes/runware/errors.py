@@ -137,6 +137,11 @@ class KeyFileError(MissingApiKeyError):
     """The key file exists but cannot be read as a key (raised only when a key is needed)."""
 
 
+class EndpointError(RunwareError):
+    """Something other than Runware's API answered (a proxy or firewall page, a wrong
+    RUNWARE_API_URL, an oversized body): not transient, and no evidence about any job."""
+
+
 _AUTH_CODES = {"invalidApiKey", "missingApiKey", "unauthorized", "forbidden"}
 _CREDIT_CODES = {"insufficientCredits", "insufficientBalance"}
 _RATE_CODES = {"rateLimitExceeded", "inferenceRateLimitExceeded", "providerRateLimitExceeded"}

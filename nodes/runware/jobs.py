@@ -1,13 +1,19 @@
-"""Run a prepared job exactly once: cache -> upload -> journal -> submit -> poll -> download.
+"""Run a prepared job exactly once: cache -> upload -> claim -> submit -> poll -> download.
 
-- A finished result is stored under its request fingerprint: the same request later (after
-  a restart too) reuses the file and makes no request at all.
-- Before a submission, its taskUUID and task go into an on-disk journal. A run that finds
-  a journal entry for its fingerprint (ComfyUI restarted, the user cancelled, the time
-  limit passed) resumes that task by polling it instead of paying again; only when Runware
-  says it does not know the task is the request submitted anew. Within one run, a lost
-  answer is retried with the same taskUUID (``conflictTaskUUID`` = already accepted).
-- The downloaded file is the paid result: it is written and kept before anything decodes it.
+- A finished result is stored under its request fingerprint (which includes the API
+  endpoint): the same request later (after a restart too) reuses the file and makes no
+  request at all; another endpoint never gets it.
+- Before a submission, its taskUUID and task are claimed in the store's journal (one
+  transaction). A run that finds a journal entry for its request (ComfyUI restarted, the
+  user cancelled, the time limit passed, another process runs it) resumes that task by
+  polling it instead of paying again; only when Runware says it does not know the task is
+  the request submitted anew. Within one run, a lost answer is retried with the same
+  taskUUID (``conflictTaskUUID`` = already accepted).
+- A request's first take has a taskUUID derived from its fingerprint, so even a lost store
+  finds the job again (its files on disk, or Runware's ``conflictTaskUUID``).
+- The downloaded file is the paid result: it is verified, written and recorded before
+  anything decodes it. A job ends (its journal entry dropped) only on positive evidence:
+  results recorded, or Runware saying the job failed or does not exist.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .cache import CachedResult, CacheEntry, JournalEntry, ResultCache, file_sha256
+from .cache import CacheEntry, ResultCache, file_sha256
 from .cache import request_fingerprint as _fingerprint
 from .client import Progress, RunwareClient, VideoResult
 from .config import ClientConfig
@@ -32,12 +39,28 @@ from .errors import (
     CancelledError,
     DownloadError,
     InsufficientCreditsError,
+    RunwareError,
     TaskFailedError,
     TaskNotFoundError,
     ValidationError,
 )
+from .store import (
+    FAILED,
+    NOT_FOUND,
+    RECOVERED,
+    REFUSED,
+    RUNNING,
+    SUBMITTING,
+    SUCCEEDED,
+    UNKNOWN,
+    JobRecord,
+    ResultRecord,
+    api_endpoint,
+    owner_id,
+)
 from .tasks import EXTENSIONS, PreparedJob, Upload
 from .uploads import UploadCache, content_hash
+from .verify import check_video
 
 log = logging.getLogger("runware_ovi_sync")
 
@@ -64,7 +87,8 @@ class SessionCost:
 
     def add(self, cost: float) -> float:
         with self._lock:
-            self.total += cost
+            if math.isfinite(cost) and cost >= 0:  # a bad price never poisons the total
+                self.total += cost
             self.jobs += 1
             return self.total
 
@@ -73,11 +97,11 @@ SESSION_COST = SessionCost()
 
 
 def job_fingerprint(
-    job: PreparedJob, check_cancel: Callable[[], None] | None = None
+    job: PreparedJob, endpoint: str, check_cancel: Callable[[], None] | None = None
 ) -> tuple[str, dict[str, str]]:
     hashes = {u.placeholder: f"{u.task_type}:{content_hash(u.source, check_cancel)}"
               for u in job.uploads}
-    return _fingerprint(job.model, job.task, hashes), hashes
+    return _fingerprint(endpoint, job.model, job.task, hashes), hashes
 
 
 def _report(on_progress: Callable[[Progress], None] | None, progress: Progress) -> None:
@@ -101,29 +125,60 @@ async def run_cached_job(
     reuse: bool = True,
     should_cancel: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    node_id: str | None = None,
+    prompt_id: str | None = None,
 ) -> list[JobResult]:
-    """The whole paid job, at most once per fingerprint. See the module docstring."""
+    """The whole paid job, at most once per fingerprint. See the module docstring.
+
+    ``node_id`` / ``prompt_id`` only label the job in the ledger."""
+    endpoint = api_endpoint(config.api_url)
     # Hashing big inputs takes a while: off the event loop, and cancellable.
-    fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job,
+    fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job, endpoint,
                                                   _canceller(should_cancel))
-    if reuse:  # the common case, without a key or a lock: every cached file intact
-        hit = await _intact_hit(cache, fingerprint, on_progress)
+    store = cache.store
+    # The common case, without a key or a lock: every cached file intact, and no paid
+    # take of this request still waiting to be collected (that one comes first).
+    if reuse and store.journal_get(endpoint, fingerprint) is None:
+        hit = await _intact_hit(cache, cache.lookup(endpoint, fingerprint), on_progress)
         if hit is not None:
             return hit
     async with RunwareClient(config, should_cancel=should_cancel,
                              on_progress=on_progress) as client:
         async with cache.locked(fingerprint, client.check_cancel):
+            pending = store.journal_get(endpoint, fingerprint)
+            if pending is not None:
+                # Only poll: re-sending could be refused (an old upload gone) and look like
+                # "never accepted" while the original job runs.
+                log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying "
+                         "again", pending.task_uuid, time.time() - pending.submitted)
+                try:
+                    outcome = await _collect(client, cache, pending, fingerprint)
+                    task_uuid = pending.task_uuid
+                except TaskNotFoundError:
+                    log.warning("Runware does not know task %s (never arrived, or expired)",
+                                pending.task_uuid)
+                else:
+                    return _finish(outcome, task_uuid)
             if reuse:  # an identical run may have finished while we waited for the lock
-                hit = await _cached_results(client, cache, fingerprint, on_progress)
+                hit = await _cached_results(client, cache, cache.lookup(endpoint, fingerprint),
+                                            on_progress)
+                if hit is None:
+                    hit = await _adopt_first_take(cache, job, endpoint, fingerprint,
+                                                  on_progress)
                 if hit is not None:
                     return hit
-            results, task_uuid = await _submit_or_resume(client, job, cache, fingerprint,
-                                                          hashes)
-            outcome = await _download_all(client, cache, results, job.extension)
-            cache.store(CacheEntry(fingerprint, job.model, task_uuid, [
-                _cached_record(r, cache) for r in outcome
-            ]))
-            cache.journal_drop(fingerprint, task_uuid)
+            # A request's first take gets its derived taskUUID, also when the claim of it
+            # never reached Runware (not found on resume): a lost store still finds it.
+            first = cache.first_take_uuid(fingerprint)
+            first_take = (pending.task_uuid == first if pending is not None else
+                          reuse and not store.has_jobs(endpoint, fingerprint))
+            outcome, task_uuid = await _submit(
+                client, job, cache, endpoint, fingerprint, hashes,
+                preferred=first if first_take else None, labels=(node_id, prompt_id))
+    return _finish(outcome, task_uuid)
+
+
+def _finish(outcome: list[JobResult], task_uuid: str) -> list[JobResult]:
     cost = sum(r.result.cost or 0.0 for r in outcome)
     total = SESSION_COST.add(cost)
     log.info("Runware task %s: %d result(s), cost $%.4f (this session: $%.4f)", task_uuid,
@@ -131,29 +186,33 @@ async def run_cached_job(
     return outcome
 
 
-async def _submit_or_resume(
-    client: RunwareClient, job: PreparedJob, cache: ResultCache, fingerprint: str,
-    hashes: dict[str, str],
-) -> tuple[list[VideoResult], str]:
-    pending = cache.journal_get(fingerprint)
-    if pending is not None:
-        # Only poll: re-sending could be refused (an old upload gone) and look like "never
-        # accepted" while the original job runs. Not found = never arrived, or expired.
-        log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying again",
-                 pending.task_uuid, time.time() - pending.submitted)
-        try:
-            return await _poll(client, pending.task, cache, fingerprint), pending.task_uuid
-        except TaskNotFoundError:
-            log.warning("Runware does not know task %s (never arrived, or expired); "
-                        "submitting the request anew", pending.task_uuid)
+async def _submit(
+    client: RunwareClient, job: PreparedJob, cache: ResultCache, endpoint: str,
+    fingerprint: str, hashes: dict[str, str], *, preferred: str | None,
+    labels: tuple[str | None, str | None],
+) -> tuple[list[JobResult], str]:
+    """Upload, claim, submit, collect: a new paid job (or the one another run claimed).
+
+    ``preferred``: the taskUUID to use (a first take's derived one); if Runware already
+    used it for a job it has since forgotten, a fresh one is used instead."""
+    store = cache.store
+    reupload = False
     for attempt in (1, 2):
-        uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, hashes,
-                                         force=attempt == 2)
+        uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, endpoint, hashes,
+                                         force=reupload)
         task = job.with_uploads(uuids)
-        if attempt == 2 or pending is not None:
-            task["taskUUID"] = str(uuid.uuid4())
-        task_uuid = task["taskUUID"]
-        cache.journal_put(JournalEntry(fingerprint, job.model, task_uuid, task, job.extension))
+        task_uuid = preferred if preferred and attempt == 1 else str(uuid.uuid4())
+        task["taskUUID"] = task_uuid
+        record = JobRecord(
+            endpoint=endpoint, task_uuid=task_uuid, fingerprint=fingerprint, model=job.model,
+            task=task, extension=job.extension, number_results=job.number_results,
+            submitted=time.time(), status=SUBMITTING, node_id=labels[0], prompt_id=labels[1],
+            owner=owner_id())
+        claimed = store.claim(record)
+        if claimed.task_uuid != task_uuid:  # another process claimed it first: follow it
+            log.info("Runware task %s for this request is already running; waiting for it",
+                     claimed.task_uuid)
+            return await _collect(client, cache, claimed, fingerprint), claimed.task_uuid
         try:
             await client.submit_video(task)
         except (ValidationError, AuthError, InsufficientCreditsError) as exc:
@@ -163,52 +222,111 @@ async def _submit_or_resume(
             if known is True:
                 log.warning("Runware refused a retry of task %s (%s) but already has the "
                             "task; waiting for it", task_uuid, exc.code)
-                return await _poll(client, task, cache, fingerprint), task_uuid
+                return await _collect(client, cache, record, fingerprint), task_uuid
             if known is None:
-                raise  # cannot tell: the journal stays, the next run polls and finds out
-            cache.journal_drop(fingerprint, task_uuid)  # not accepted, not billed
+                # Cannot tell: the journal stays, the next run polls and finds out.
+                store.set_status(endpoint, task_uuid, UNKNOWN, error=str(exc))
+                raise
+            store.set_status(endpoint, task_uuid, REFUSED, error=str(exc), drop_journal=True)
             if (attempt == 1 and not fresh and isinstance(exc, ValidationError)
                     and _media_gone(exc)):
                 log.warning("Runware no longer has an earlier upload (%s); uploading again",
                             exc.code or exc.parameter)
                 for stale in uuids.values():
-                    cache.uploads.forget_uuid(stale)
+                    cache.uploads.forget_uuid(endpoint, stale)
+                reupload = True
                 continue
             raise
-        # Any other submit failure (connection, 5xx after retries) leaves the journal:
-        # the task may have been accepted, and the next run will find out by polling.
-        return await _poll(client, task, cache, fingerprint), task_uuid
+        except BaseException as exc:
+            # Connection lost, 5xx after retries, an answer that was not Runware's, a
+            # cancel: the task may have been accepted. The journal stays; the next run
+            # finds out by polling.
+            _mark_unknown(cache, record, exc)
+            raise
+        store.set_status(endpoint, task_uuid, RUNNING)
+        record.status = RUNNING
+        try:
+            return await _collect(client, cache, record, fingerprint), task_uuid
+        except TaskNotFoundError:
+            if attempt == 1 and task_uuid == preferred and task_uuid in client.conflicts:
+                # "Already accepted" (conflictTaskUUID), yet unknown: Runware used this
+                # taskUUID for a job it has forgotten. Submit under a fresh one.
+                log.warning("Runware has forgotten task %s; submitting anew", task_uuid)
+                continue
+            raise
     raise AssertionError("unreachable")
 
 
-async def _poll(client: RunwareClient, task: dict, cache: ResultCache,
-                fingerprint: str) -> list[VideoResult]:
-    task_uuid = task["taskUUID"]
+def _mark_unknown(cache: ResultCache, job: JobRecord, exc: BaseException) -> None:
+    with contextlib.suppress(RunwareError):
+        cache.store.set_status(job.endpoint, job.task_uuid, UNKNOWN,
+                               error=str(exc) or type(exc).__name__)
+
+
+async def _collect(client: RunwareClient, cache: ResultCache, job: JobRecord,
+                   entry_fingerprint: str | None, *, full_wait: bool = False,
+                   final_status: str = SUCCEEDED) -> list[JobResult]:
+    """Poll a submitted job, download and verify its results, record them. The job's
+    time limit counts from its submission (``full_wait``: from now, for Fetch Result);
+    it is polled at least once either way."""
+    store = cache.store
+    limit = client.config.job_timeout
+    timeout = limit if full_wait else job.submitted + limit - time.time()
+    if job.status != RUNNING:
+        with contextlib.suppress(RunwareError):
+            store.set_status(job.endpoint, job.task_uuid, RUNNING)
     try:
-        return await client.poll_video(task_uuid,
-                                       number_results=int(task.get("numberResults") or 1))
-    except TaskFailedError as exc:
-        cache.journal_drop(fingerprint, task_uuid)  # it ended on Runware: a new run submits
+        results = await client.poll_video(job.task_uuid, number_results=job.number_results,
+                                          timeout=max(0.0, timeout))
+    except TaskFailedError as exc:  # positive evidence: the job is over on Runware
+        status = NOT_FOUND if isinstance(exc, TaskNotFoundError) else FAILED
         if exc.partial_results:
-            raise await _save_partial(client, cache, exc, task) from exc
+            raise await _save_partial(client, cache, job, exc, status) from exc
+        store.set_status(job.endpoint, job.task_uuid, status, error=str(exc),
+                         drop_journal=True)
         raise
-
-
-async def _save_partial(client: RunwareClient, cache: ResultCache, exc: TaskFailedError,
-                        task: dict) -> TaskFailedError:
-    """One generation of a multi-result job failed: keep the ones that finished (paid)."""
-    saved = []
+    except BaseException as exc:
+        _mark_unknown(cache, job, exc)
+        raise
     try:
-        outcome = await _download_all(client, cache, exc.partial_results,
-                                      EXTENSIONS.get(str(task.get("outputFormat")), "mp4"))
-        saved = [str(r.path) for r in outcome]
-    except Exception:  # the failure itself must still reach the user
-        log.exception("Could not save the finished results of task %s", exc.task_uuid)
-    urls = ", ".join(r.url for r in exc.partial_results)
-    where = ("saved to " + ", ".join(saved)) if saved else f"at {urls}"
+        outcome = await _download_all(client, cache, results, job.extension, job.endpoint)
+    except BaseException as exc:
+        _mark_unknown(cache, job, exc)  # paid, not collected: the journal stays
+        raise
+    store.record_results(job, [_record(r, job.endpoint, i) for i, r in enumerate(outcome)],
+                         status=final_status, entry_fingerprint=entry_fingerprint)
+    with contextlib.suppress(RunwareError, OSError):
+        cache.evict(keep=job.task_uuid)
+    return outcome
+
+
+async def _save_partial(client: RunwareClient, cache: ResultCache, job: JobRecord,
+                        exc: TaskFailedError, status: str) -> TaskFailedError:
+    """One generation of a multi-result job failed: keep the ones that finished (paid)
+    as results of the task, findable by its taskUUID."""
+    count = len(exc.partial_results)
+    try:
+        saved = await _download_all(client, cache, exc.partial_results, job.extension,
+                                    job.endpoint)
+    except BaseException as problem:
+        # Paid and not on disk yet: the job stays in the journal, so the next run of the
+        # request (or Fetch Result) polls it again and saves them, at no new charge.
+        _mark_unknown(cache, job, problem)
+        if not isinstance(problem, RunwareError) or isinstance(problem, CancelledError):
+            raise
+        raise TaskFailedError(
+            f"{exc.message}; {count} result(s) finished before the failure but could not "
+            f"be saved yet ({problem.message})",
+            code=exc.code, parameter=exc.parameter, task_uuid=exc.task_uuid,
+            http_status=exc.http_status,
+            hint="Queue the same graph again (or use Runware Fetch Result) to save them; "
+            "no new charge.",
+        ) from problem
+    records = [_record(r, job.endpoint, i) for i, r in enumerate(saved)]
+    cache.store.record_results(job, records, status=status, error=str(exc))
     return TaskFailedError(
-        f"{exc.message}; {len(exc.partial_results)} result(s) finished before the failure "
-        f"and were {where}",
+        f"{exc.message}; {count} result(s) finished before the failure and were saved to "
+        + ", ".join(str(r.path) for r in saved),
         code=exc.code, parameter=exc.parameter, task_uuid=exc.task_uuid,
         http_status=exc.http_status, hint=exc.hint,
     )
@@ -222,15 +340,15 @@ def _media_gone(exc: ValidationError) -> bool:
 
 
 async def _upload_all(
-    client: RunwareClient, uploads: list[Upload], known: UploadCache,
+    client: RunwareClient, uploads: list[Upload], known: UploadCache, endpoint: str,
     hashes: dict[str, str], *, force: bool,
 ) -> tuple[dict[str, str], bool]:
-    """Upload each medium once per content; returns (placeholder -> UUID, all fresh?)."""
+    """Upload each medium once per content and endpoint; (placeholder -> UUID, all fresh?)."""
     uuids: dict[str, str] = {}
     all_fresh = True
     for upload in uploads:
-        key = f"{client.config.api_url}|{hashes[upload.placeholder]}"
-        cached = None if force else known.get(key)
+        key = hashes[upload.placeholder]
+        cached = None if force else known.get(endpoint, key)
         if cached:
             log.info("%s: same content as an earlier upload, reusing %s", upload.input_name,
                      cached)
@@ -251,7 +369,7 @@ async def _upload_all(
                      "was submitted, so nothing was paid for.",
             ) from exc
         log.info("Uploaded %s as %s", upload.input_name, done.uuid)
-        known.put(key, done.uuid)
+        known.put(endpoint, key, done.uuid)
         uuids[upload.placeholder] = done.uuid
     return uuids, all_fresh
 
@@ -261,38 +379,65 @@ def _extension_for(url: str, default: str) -> str:
     return suffix if suffix in ("mp4", "webm", "mov") else default
 
 
+def _free_name(cache: ResultCache, stem: str, extension: str) -> Path:
+    """results/<stem>.<ext>, unless something that is not a plain file was planted there."""
+    folder = cache.results_folder()
+    path = folder / f"{stem}.{extension}"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        path = folder / f"{stem}-{uuid.uuid4().hex[:8]}.{extension}"
+    return path
+
+
 async def _download_all(
-    client: RunwareClient, cache: ResultCache, results: list[VideoResult], extension: str
+    client: RunwareClient, cache: ResultCache, results: list[VideoResult], extension: str,
+    endpoint: str,
 ) -> list[JobResult]:
+    """Download and verify each result; a file that is not the video is never kept."""
     outcome = []
-    for index, result in enumerate(results):
-        name = f"{result.task_uuid}-{index}.{_extension_for(result.url, extension)}"
-        path = await client.download(result.url, cache.results_dir / name,
-                                     task_uuid=result.task_uuid)
-        outcome.append(JobResult(result, path))
+    for position, result in enumerate(results):
+        outcome.append(await _download_one(client, cache, result, position, extension))
     return outcome
 
 
-def _cached_record(job_result: JobResult, cache: ResultCache) -> CachedResult:
+async def _download_one(client: RunwareClient, cache: ResultCache, result: VideoResult,
+                        position: int, extension: str, dest: Path | None = None) -> JobResult:
+    expected = _extension_for(result.url, extension)
+    path = dest or _free_name(cache, f"{result.task_uuid}-{position}", expected)
+    path = await client.download(result.url, path, task_uuid=result.task_uuid)
+    try:
+        actual = await asyncio.to_thread(check_video, path, expected, result.task_uuid)
+    except DownloadError:
+        path.unlink(missing_ok=True)
+        raise
+    if actual != path.suffix.lstrip("."):
+        renamed = _free_name(cache, f"{result.task_uuid}-{position}", actual)
+        path.replace(renamed)
+        log.warning("Task %s: the result is a %s file, not %s; kept as %s", result.task_uuid,
+                    actual, expected, renamed.name)
+        path = renamed
+    return JobResult(result, path)
+
+
+def _record(job_result: JobResult, endpoint: str, position: int) -> ResultRecord:
     r, path = job_result.result, job_result.path
-    return CachedResult(
-        file=path.name, url=r.url, video_uuid=r.video_uuid, task_uuid=r.task_uuid,
-        seed=r.seed, cost=r.cost, index=r.index, size=path.stat().st_size,
-        sha256=file_sha256(path),
+    now = time.time()
+    return ResultRecord(
+        file=path.name, endpoint=endpoint, task_uuid=r.task_uuid, position=position,
+        video_uuid=r.video_uuid, url=r.url, seed=r.seed, cost=r.cost, index=r.index,
+        size=path.stat().st_size, sha256=file_sha256(path), created=now, last_used=now,
     )
 
 
-def _as_job_result(record: CachedResult, cache: ResultCache) -> JobResult:
+def _as_job_result(record: ResultRecord, path: Path) -> JobResult:
     result = VideoResult(task_uuid=record.task_uuid, video_uuid=record.video_uuid,
                          url=record.url, seed=record.seed, cost=record.cost,
                          index=record.index)
-    return JobResult(result, cache.result_path(record), cached=True)
+    return JobResult(result, path, cached=True)
 
 
-async def _intact_hit(cache: ResultCache, fingerprint: str,
+async def _intact_hit(cache: ResultCache, entry: CacheEntry | None,
                       on_progress: Callable[[Progress], None] | None) -> list[JobResult] | None:
-    entry = cache.lookup(fingerprint)
-    if entry is None:
+    if entry is None or not entry.results:
         return None
     for record in entry.results:
         if not await asyncio.to_thread(cache.is_intact, record):
@@ -301,20 +446,23 @@ async def _intact_hit(cache: ResultCache, fingerprint: str,
 
 
 def _reuse(cache: ResultCache, entry: CacheEntry,
-           on_progress: Callable[[Progress], None] | None) -> list[JobResult]:
-    cache.touch(entry)
+           on_progress: Callable[[Progress], None] | None) -> list[JobResult] | None:
+    paths = [cache.result_path(r) for r in entry.results]
+    if any(p is None for p in paths):
+        return None
+    with contextlib.suppress(RunwareError):
+        cache.touch(entry)
     log.info("Reusing the cached result of Runware task %s (no new charge)", entry.task_uuid)
     _report(on_progress, Progress("cached", entry.task_uuid, 100.0, len(entry.results),
                                   len(entry.results)))
-    return [_as_job_result(r, cache) for r in entry.results]
+    return [_as_job_result(r, p) for r, p in zip(entry.results, paths, strict=True) if p]
 
 
-async def _cached_results(client: RunwareClient, cache: ResultCache, fingerprint: str,
+async def _cached_results(client: RunwareClient, cache: ResultCache, entry: CacheEntry | None,
                           on_progress: Callable[[Progress], None] | None
                           ) -> list[JobResult] | None:
     """The cached results, damaged files fetched again (never paid again). Under the lock."""
-    entry = cache.lookup(fingerprint)
-    if entry is None:
+    if entry is None or not entry.results:
         return None
     broken = [r for r in entry.results if not await asyncio.to_thread(cache.is_intact, r)]
     if broken:
@@ -323,38 +471,85 @@ async def _cached_results(client: RunwareClient, cache: ResultCache, fingerprint
         try:
             await refetch(client, cache, entry, broken)
         except TaskNotFoundError:
-            cache.forget(entry)
+            cache.forget(entry, broken)
             raise TaskNotFoundError(
                 f"The cached result of task {entry.task_uuid} is damaged or missing and "
                 "Runware no longer has the task", code="taskExpired",
                 task_uuid=entry.task_uuid,
-                hint="Queue again to pay for a new job (the broken cache entry was removed).",
+                hint="Queue again to pay for a new job (the broken cache entry was removed; "
+                "any intact result of that task is kept).",
             ) from None
-        cache.store(entry)
     return _reuse(cache, entry, on_progress)
 
 
 async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
-                  broken: list[CachedResult]) -> None:
+                  broken: list[ResultRecord]) -> None:
     """Download damaged results again: from their URL, else fresh URLs from getResponse."""
     fresh: list[VideoResult] | None = None
     for record in broken:
         path = cache.result_path(record)
+        if path is None or path.is_symlink() or (path.exists() and not path.is_file()):
+            path = _free_name(cache, f"{record.task_uuid}-{record.position}",
+                              record.file.rsplit(".", 1)[-1])
+        stored = _as_job_result(record, path).result
         try:
-            await client.download(record.url, path, task_uuid=record.task_uuid)
+            if not record.url:
+                raise DownloadError("no URL kept for this result")
+            got = await _download_one(client, cache, stored, record.position,
+                                      path.suffix.lstrip("."), dest=path)
         except (DownloadError, ValidationError):
             if fresh is None:
                 fresh = await client.poll_video(record.task_uuid,
                                                 number_results=len(entry.results))
             position = entry.results.index(record)
-            match = next((f for f in fresh if f.video_uuid == record.video_uuid),
+            match = next((f for f in fresh if record.video_uuid and
+                          f.video_uuid == record.video_uuid),
                          fresh[position] if position < len(fresh) else None)
             if match is None:
                 raise
-            await client.download(match.url, path, task_uuid=record.task_uuid)
+            got = await _download_one(client, cache, match, record.position,
+                                      path.suffix.lstrip("."), dest=path)
             record.url = match.url
-        record.size = path.stat().st_size
-        record.sha256 = await asyncio.to_thread(file_sha256, path)
+            record.video_uuid = record.video_uuid or match.video_uuid
+        if got.path.name != record.file:
+            cache.store.drop_results([record.file])
+            record.file = got.path.name
+        record.size = got.path.stat().st_size
+        record.sha256 = await asyncio.to_thread(file_sha256, got.path)
+        record.last_used = time.time()
+    cache.store.put_results(broken)
+
+
+async def _adopt_first_take(cache: ResultCache, job: PreparedJob, endpoint: str,
+                            fingerprint: str, on_progress: Callable[[Progress], None] | None
+                            ) -> list[JobResult] | None:
+    """The store knows nothing of this request (it was lost or set aside), but the files
+    of its first take are on disk under their taskUUID: verify and adopt them."""
+    if cache.store.has_jobs(endpoint, fingerprint):
+        return None
+    task_uuid = cache.first_take_uuid(fingerprint)
+    paths = cache.take_files(task_uuid, job.number_results)
+    if not paths:
+        return None
+    try:
+        for path in paths:
+            await asyncio.to_thread(check_video, path, path.suffix.lstrip("."), task_uuid)
+    except DownloadError:
+        return None
+    now = time.time()
+    records = [ResultRecord(file=p.name, endpoint=endpoint, task_uuid=task_uuid, position=i,
+                            video_uuid="", url="", size=p.stat().st_size,
+                            sha256=await asyncio.to_thread(file_sha256, p), created=now,
+                            last_used=now) for i, p in enumerate(paths)]
+    record = JobRecord(endpoint=endpoint, task_uuid=task_uuid, fingerprint=fingerprint,
+                       model=job.model, task=None, extension=job.extension,
+                       number_results=len(records), submitted=now, status=RECOVERED)
+    cache.store.record_results(record, records, status=RECOVERED,
+                               entry_fingerprint=fingerprint)
+    log.warning("Found the results of Runware task %s on disk (the store had lost them); "
+                "reusing them, no new charge", task_uuid)
+    entry = CacheEntry(endpoint, fingerprint, task_uuid, records)
+    return _reuse(cache, entry, on_progress)
 
 
 async def fetch_task(
@@ -367,31 +562,58 @@ async def fetch_task(
     should_cancel: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> list[JobResult]:
-    """Recover a job by its taskUUID: cache, else poll + download. Never submits."""
-    entry = cache.find_task(task_uuid)
-    if entry is not None:
-        hit = await _intact_hit(cache, entry.fingerprint, on_progress)
-        if hit is not None:
-            return hit
-    pending = cache.journal_find_task(task_uuid)
-    fingerprint = entry.fingerprint if entry else (pending.fingerprint if pending else None)
+    """Recover a job by its taskUUID at the configured endpoint: cache, else poll +
+    download. Never submits. The results are kept like any other (found by taskUUID)."""
+    endpoint = api_endpoint(config.api_url)
+    task_uuid = task_uuid.strip().lower()
+    hit = await _intact_hit(cache, cache.find_task(endpoint, task_uuid), on_progress)
+    if hit is not None:
+        return hit
+    pending = cache.store.journal_find_task(endpoint, task_uuid)
+    known = pending or cache.store.job(endpoint, task_uuid)
+    lock_name = known.fingerprint if known and known.fingerprint else f"task-{task_uuid}"
     async with RunwareClient(config, should_cancel=should_cancel,
                              on_progress=on_progress) as client:
-        lock = (cache.locked(fingerprint, client.check_cancel) if fingerprint
-                else contextlib.nullcontext())
-        async with lock:  # the node may be resuming this very job right now
-            if entry is not None:
-                hit = await _cached_results(client, cache, entry.fingerprint, on_progress)
-                if hit is not None:
-                    return hit
-            expected = int(pending.task.get("numberResults") or 1) if pending else 0
-            results = await client.poll_video(task_uuid, number_results=expected)
-            outcome = await _download_all(client, cache, results,
-                                          pending.extension if pending else extension)
+        async with cache.locked(lock_name, client.check_cancel):
+            # The node may have been collecting this very job meanwhile.
+            hit = await _cached_results(client, cache, cache.find_task(endpoint, task_uuid),
+                                        on_progress)
+            if hit is not None:
+                return hit
+            pending = cache.store.journal_find_task(endpoint, task_uuid)
             if pending is not None:  # the journal's own job: finish its bookkeeping
-                cache.store(CacheEntry(pending.fingerprint, pending.model, task_uuid,
-                                       [_cached_record(r, cache) for r in outcome]))
-                cache.journal_drop(pending.fingerprint, task_uuid)
+                outcome = await _collect(client, cache, pending, pending.fingerprint,
+                                         full_wait=True)
+            else:
+                known = cache.store.job(endpoint, task_uuid)
+                record = known or JobRecord(
+                    endpoint=endpoint, task_uuid=task_uuid, fingerprint=None, model=model,
+                    task=None, extension=extension, number_results=0, submitted=time.time(),
+                    status=RECOVERED)
+                outcome = await _collect_unjournaled(client, cache, record,
+                                                     known is not None)
     log.info("Recovered Runware task %s (%s): %d result(s), no new charge", task_uuid, model,
              len(outcome))
     return outcome
+
+
+async def _collect_unjournaled(client: RunwareClient, cache: ResultCache, job: JobRecord,
+                               known: bool) -> list[JobResult]:
+    """Poll and download a job no journal entry stands for; record it in the ledger."""
+    try:
+        results = await client.poll_video(job.task_uuid, number_results=job.number_results)
+    except TaskFailedError as exc:
+        if exc.partial_results:
+            raise await _save_partial(client, cache, job, exc, FAILED) from exc
+        raise
+    outcome = await _download_all(client, cache, results, job.extension, job.endpoint)
+    cache.store.record_results(
+        job, [_record(r, job.endpoint, i) for i, r in enumerate(outcome)],
+        status=SUCCEEDED if known else RECOVERED)
+    with contextlib.suppress(RunwareError, OSError):
+        cache.evict(keep=job.task_uuid)
+    return outcome
+
+
+__all__ = ["EXTENSIONS", "JobResult", "SESSION_COST", "fetch_task", "job_fingerprint",
+           "run_cached_job"]

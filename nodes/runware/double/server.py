@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,8 @@ class _Reply:
     body: dict[str, Any] | None
     lose: bool = False
     fault: str | None = None
+    raw: bytes | None = None  # sent as is instead of ``body`` (answer_next)
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def _send_raw(self, status: int, payload: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
     def _drop(self) -> None:
         self.close_connection = True
         try:
@@ -320,6 +330,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if reply.lose:
             self._drop()
             return
+        if reply.raw is not None:
+            self._send_raw(reply.status, reply.raw, reply.content_type)
+            return
         self._send_json(reply.status, reply.body)
 
     def do_GET(self) -> None:
@@ -339,6 +352,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             entry["status"] = status
             double._append_entry(entry)
             self._send_json(status, _errors(default_code(status), f"nothing to GET at {path}"))
+            return
+        served = double._take_served_download() if not head else None
+        if served is not None:
+            entry.update(status=200, fault="served_body")
+            double._append_entry(entry)
+            self._send_raw(200, served[0], served[1])
             return
         fault = double._take_download_fault() if not head else None
         if fault is not None and fault[0] == "status":
@@ -488,6 +507,8 @@ class RunwareDouble:
         self._lose: list[dict[str, Any]] = []
         self._drop: list[list[int]] = []
         self._job_failures: list[dict[str, Any]] = []
+        self._answers: list[dict[str, Any]] = []
+        self._served_downloads: list[list[Any]] = []
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -615,6 +636,49 @@ class RunwareDouble:
         with self._lock:
             self._job_failures.append({"shape": shape, "code": code, "message": message})
 
+    def answer_next(
+        self,
+        status: int,
+        body: str | bytes | dict[str, Any] | list[Any] | Callable[[list[Any]], Any],
+        *,
+        task_type: str | None = None,
+        count: int = 1,
+        content_type: str | None = None,
+        process: bool = False,
+    ) -> None:
+        """The next ``count`` POSTs (holding ``task_type``, if given) are answered with
+        ``status`` and ``body`` as is: an HTML page, text, any JSON (an unknown code, a
+        non-object). A callable gets the request's task list and returns the body. With
+        ``process`` the request is handled first (a job is accepted), then the real reply
+        is replaced: what a proxy that mangles answers looks like."""
+        if content_type is None:
+            content_type = ("application/json" if isinstance(body, (dict, list))
+                            else "text/html; charset=utf-8")
+        with self._lock:
+            self._answers.append({"status": int(status), "body": body, "count": int(count),
+                                  "task_type": task_type, "content_type": content_type,
+                                  "process": bool(process)})
+
+    def serve_next_download(self, body: bytes, content_type: str = "text/html",
+                            count: int = 1) -> None:
+        """The next ``count`` GET /files/ requests answer 200 with ``body`` (an HTML page,
+        a cut-off file...) instead of the file."""
+        with self._lock:
+            self._served_downloads.append([bytes(body), content_type, int(count)])
+
+    def fail_next_job_after(
+        self,
+        results: int,
+        code: str = "inferenceError",
+        message: str = "One generation failed (injected by the test double)",
+    ) -> None:
+        """The next accepted job delivers its first ``results`` results, then fails when
+        the next one would have finished ("data" shape: the finished items stay listed
+        next to the error item)."""
+        with self._lock:
+            self._job_failures.append({"shape": "data", "code": code, "message": message,
+                                       "after": int(results)})
+
     def expire_task(self, task_uuid: str) -> None:
         """From now on ``getResponse`` for ``task_uuid`` answers ``taskExpired``."""
         with self._lock:
@@ -627,6 +691,8 @@ class RunwareDouble:
             self._lose.clear()
             self._drop.clear()
             self._job_failures.clear()
+            self._answers.clear()
+            self._served_downloads.clear()
             self.latency = 0.0
 
     # -- inspection
@@ -720,6 +786,39 @@ class RunwareDouble:
                         self._lose.remove(fault)
                     return True
         return False
+
+    def _take_answer(self, types: list[str]) -> dict[str, Any] | None:
+        with self._lock:
+            for answer in self._answers:
+                if answer["task_type"] is None or answer["task_type"] in types:
+                    answer["count"] -= 1
+                    if answer["count"] <= 0:
+                        self._answers.remove(answer)
+                    return answer
+        return None
+
+    def _take_served_download(self) -> tuple[bytes, str] | None:
+        with self._lock:
+            if not self._served_downloads:
+                return None
+            item = self._served_downloads[0]
+            item[2] -= 1
+            if item[2] <= 0:
+                self._served_downloads.pop(0)
+            return item[0], item[1]
+
+    def _answer_reply(self, answer: dict[str, Any], tasks: Any) -> _Reply:
+        body = answer["body"]
+        if callable(body):
+            body = body(tasks if isinstance(tasks, list) else [])
+        if isinstance(body, (dict, list)):
+            payload = json.dumps(body).encode()
+        elif isinstance(body, str):
+            payload = body.encode()
+        else:
+            payload = bytes(body)
+        return _Reply(answer["status"], None, fault="answer_next", raw=payload,
+                      content_type=answer["content_type"])
 
     def _take_download_fault(self) -> tuple[str, int] | None:
         with self._lock:
@@ -881,6 +980,9 @@ class RunwareDouble:
         fault = self._take_fail_next(types)
         if fault is not None:
             return self._fault_reply(fault, tasks if isinstance(tasks, list) else [])
+        answer = self._take_answer(types)
+        if answer is not None and not answer["process"]:
+            return self._answer_reply(answer, tasks)
 
         if not isinstance(tasks, list) or not tasks:
             return _Reply(
@@ -931,6 +1033,8 @@ class RunwareDouble:
         if errors:
             body_out["errors"] = errors
         status = 200 if data or not statuses else statuses[0]
+        if answer is not None:  # processed, then the reply replaced
+            return self._answer_reply(answer, tasks)
         if self._take_lose(types):
             return _Reply(status, body_out, lose=True, fault="lost")
         return _Reply(status, body_out)
@@ -1297,10 +1401,12 @@ class RunwareDouble:
 
     def _advance(self, job: _Job) -> list[dict[str, Any]]:
         now = time.monotonic()
-        if job.error is None and job.injected_failure is not None and now >= self._due(job, 0):
-            job.error = dict(job.injected_failure)
+        failure = job.injected_failure
+        fail_at = int(failure.get("after", 0)) if failure else 0
         if job.error is None:
             for result in job.results:
+                if failure is not None and result.index >= fail_at:
+                    break  # the injected failure comes first
                 if not result.done and now >= self._due(job, result.index):
                     try:
                         self._render(job, result)
@@ -1312,10 +1418,13 @@ class RunwareDouble:
                             "message": f"generation failed: {exc}",
                         }
                         break
+        if job.error is None and failure is not None and now >= self._due(job, fail_at):
+            job.error = dict(failure)
         if job.error is not None:
             err = job.error
             if err["shape"] == "data":
-                return [
+                done = [self._success_item(job, r) for r in job.results if r.done]
+                return done + [
                     {
                         "taskType": "videoInference",
                         "taskUUID": job.task_uuid,
@@ -1327,21 +1436,9 @@ class RunwareDouble:
                 err["code"], err["message"], "", 400, taskType="videoInference", status="error"
             )
         items: list[dict[str, Any]] = []
-        uuid_key, url_key = (
-            ("videoUUID", "videoURL") if self.result_keys == "video" else ("mediaUUID", "mediaURL")
-        )
         for result in sorted(job.results, key=lambda r: (not r.done, r.index)):
             if result.done:
-                item: dict[str, Any] = {
-                    "taskType": "videoInference",
-                    "taskUUID": job.task_uuid,
-                    "status": "success",
-                    uuid_key: result.uuid,
-                    url_key: result.url,
-                    "seed": result.seed,
-                }
-                if job.task.get("includeCost"):
-                    item["cost"] = self.cost_per_result
+                item = self._success_item(job, result)
             else:
                 due = self._due(job, result.index) - job.created
                 progress = int(100 * (now - job.created) / due) if due > 0 else 99
@@ -1353,6 +1450,22 @@ class RunwareDouble:
                 }
             items.append(item)
         return items
+
+    def _success_item(self, job: _Job, result: _Result) -> dict[str, Any]:
+        uuid_key, url_key = (
+            ("videoUUID", "videoURL") if self.result_keys == "video" else ("mediaUUID", "mediaURL")
+        )
+        item: dict[str, Any] = {
+            "taskType": "videoInference",
+            "taskUUID": job.task_uuid,
+            "status": "success",
+            uuid_key: result.uuid,
+            url_key: result.url,
+            "seed": result.seed,
+        }
+        if job.task.get("includeCost"):
+            item["cost"] = self.cost_per_result
+        return item
 
     def _render(self, job: _Job, result: _Result) -> None:
         assert self.storage_dir is not None
