@@ -44,22 +44,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PACK_NAME = str(REPO).replace(".", "_x_")
+sys.path.insert(0, str(REPO))  # the pack's one loader, offline_runware.py (removed below)
+import offline_runware  # noqa: E402
+
+sys.path.remove(str(REPO))
+PACK_NAME = offline_runware.comfyui_module_name(REPO)
 sys.path.insert(0, str(REPO / "tests"))  # media_factory: the clip maker the tests use too
 
 
 def pack_module(dotted: str) -> types.ModuleType:
-    """A module of the pack, loaded by path the way ComfyUI loads it."""
-    if PACK_NAME not in sys.modules:
-        if "nodes" not in sys.modules:  # ComfyUI's own top-level "nodes" stands elsewhere
-            sys.modules["nodes"] = types.ModuleType("nodes")
-        spec_ = importlib.util.spec_from_file_location(
-            PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-        )
-        assert spec_ and spec_.loader
-        module = importlib.util.module_from_spec(spec_)
-        sys.modules[PACK_NAME] = module
-        spec_.loader.exec_module(module)
+    """A module of the pack, loaded by path the way ComfyUI loads it (the tests' loader)."""
+    offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
     return importlib.import_module(f"{PACK_NAME}.{dotted}")
 
 

@@ -9,7 +9,7 @@ name) inside the pack fails here, not on a user's machine.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -17,29 +17,19 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACK_NAME = str(REPO_ROOT).replace(".", "_x_")
+# The pack's one loader lives in offline_runware.py, beside its __init__.py. The repo root
+# is on sys.path only while it is imported: "nodes" must stay ComfyUI's name, not the pack's.
+sys.path.insert(0, str(REPO_ROOT))
+try:
+    import offline_runware
+finally:
+    sys.path.remove(str(REPO_ROOT))
 
-
-def _plant_comfyui_nodes_module() -> None:
-    if "nodes" not in sys.modules:
-        fake = types.ModuleType("nodes")
-        fake.__file__ = "<ComfyUI nodes.py stand-in>"
-        fake.NODE_CLASS_MAPPINGS = {}
-        sys.modules["nodes"] = fake
+PACK_NAME = offline_runware.comfyui_module_name(REPO_ROOT)
 
 
 def load_pack() -> types.ModuleType:
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    _plant_comfyui_nodes_module()
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+    return offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
 
 
 PACK = load_pack()

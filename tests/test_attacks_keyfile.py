@@ -256,11 +256,11 @@ def test_concurrent_saves_leave_one_whole_key(tmp_path):
 
 # Child processes load only the core package (fast: no torch), by path as ComfyUI would.
 LOAD_CORE = """
-import importlib, importlib.util, sys
-spec = importlib.util.spec_from_file_location(
-    "rwcore", {core!r} + "/__init__.py", submodule_search_locations=[{core!r}])
-sys.modules["rwcore"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sys.modules["rwcore"])
+import importlib, sys
+sys.path.insert(0, {root!r})
+from offline_runware import load_package
+sys.path.pop(0)
+load_package(__import__("pathlib").Path({core!r}), "rwcore")
 KeyStore = importlib.import_module("rwcore.keystore").KeyStore
 """
 CORE = str(REPO_ROOT / "nodes" / "runware")
@@ -282,7 +282,7 @@ def test_kill_9_during_saves_leaves_the_old_or_the_new_key(tmp_path):
     path = key_path(tmp_path)
     keys = ["rwk-Old-" + "a" * 3000, "rwk-New-" + "b" * 3000]  # long: a wide write window
     keystore.KeyStore(path).save(keys[0])
-    script = SAVER.format(core=CORE, path=str(path), keys=keys)
+    script = SAVER.format(root=str(REPO_ROOT), core=CORE, path=str(path), keys=keys)
     for delay in (0.05, 0.13, 0.21, 0.37, 0.5):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                 cwd=REPO_ROOT)
@@ -319,7 +319,7 @@ else:
 def test_a_full_disk_during_a_save_keeps_the_old_key(tmp_path):
     path = key_path(tmp_path)
     keystore.KeyStore(path).save(KEY)
-    script = DISK_FULL.format(core=CORE, path=str(path),
+    script = DISK_FULL.format(root=str(REPO_ROOT), core=CORE, path=str(path),
                               key="rwk-TooBig-" + "z" * 500)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=60)
