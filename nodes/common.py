@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,10 @@ from .runware.config import ClientConfig
 from .runware.errors import CancelledError, RunwareError, scrub
 from .runware.jobs import JobResult, run_cached_job
 from .runware.keystore import KEY_FILE_NAME
+from .runware.logs import get_logger
 from .runware.tasks import OUTPUT_FORMATS, SAFETY_MODES, PreparedJob, delivery_options
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 CATEGORY = "Runware"
 DELIVERY_TYPE = "RUNWARE_DELIVERY"

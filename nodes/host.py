@@ -7,15 +7,15 @@ sensible default: no interrupt, no progress UI, directories under the system tem
 from __future__ import annotations
 
 import html
-import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .runware.config import env_directory
+from .runware.logs import LOGGER_NAME, get_logger
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 
 def _import(name: str) -> Any | None:
@@ -141,7 +141,7 @@ def _directory(getter: str, env: str, default_leaf: str) -> Path:
     fp = _import("folder_paths")
     if fp is not None and hasattr(fp, getter):
         return Path(getattr(fp, getter)())
-    return Path(tempfile.gettempdir()) / "runware_ovi_sync" / default_leaf
+    return Path(tempfile.gettempdir()) / LOGGER_NAME / default_leaf
 
 
 def output_directory() -> Path:

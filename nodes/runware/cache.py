@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import re
 import threading
@@ -40,6 +39,7 @@ from typing import Any
 
 from .config import API_URL_ENV, DEFAULT_API_URL, env_url
 from .config import cache_settings_from_env as _validated_cache_settings
+from .logs import get_logger
 from .store import (
     STORE_NAME,
     JobRecord,
@@ -53,7 +53,7 @@ from .store import (
 )
 from .uploads import UploadCache
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 DEFAULT_MAX_BYTES = 20 * 1024**3
 DEFAULT_MAX_AGE = 30 * 24 * 3600.0

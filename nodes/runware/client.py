@@ -18,7 +18,6 @@ import asyncio
 import base64
 import ipaddress
 import json
-import logging
 import math
 import os
 import random
@@ -55,9 +54,10 @@ from .errors import (
     release_secret,
     scrub,
 )
+from .logs import get_logger
 from .store import MAX_COST
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 T = TypeVar("T")
 

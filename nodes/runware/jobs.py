@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import threading
 import time
@@ -44,6 +43,7 @@ from .errors import (
     TaskNotFoundError,
     ValidationError,
 )
+from .logs import get_logger
 from .store import (
     FAILED,
     NOT_FOUND,
@@ -62,7 +62,7 @@ from .tasks import EXTENSIONS, PreparedJob, Upload
 from .uploads import UploadCache, content_hash
 from .verify import check_video
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 # Error codes meaning "that media UUID is unknown" (Runware dropped an old upload).
 MEDIA_GONE_CODES = {"mediaNotFound", "imageNotFound", "invalidMediaUUID", "invalidImageUUID",

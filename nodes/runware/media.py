@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,8 +30,9 @@ from PIL import Image
 
 from .. import host
 from .errors import ValidationError
+from .logs import get_logger
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 MAX_IMAGE_SIDE = 2048  # Runware stores uploaded images at most this long on the long side
 MAX_FPS = 120.0

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import math
 import os
 import platform
@@ -47,8 +46,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import RunwareError
+from .logs import get_logger
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 T = TypeVar("T")
 

@@ -22,7 +22,6 @@ fingerprinted from the upload bytes, so a converted input is never paid for twic
 from __future__ import annotations
 
 import io
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import av
 import numpy as np
 
 from .. import host
+from .logs import get_logger
 from .media import (
     AAC_RATES,
     BITEXACT_CODEC,
@@ -50,7 +50,7 @@ from .media import (
     sniff_container,
 )
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 # Containers a video codec can be remuxed into, in order of preference (all play on
 # Runware's FFmpeg-based pipeline). Codecs not listed are re-encoded to H.264.

@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import http.server
 import json
-import logging
 import random
 import shutil
 import socket
@@ -51,9 +50,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .. import spec as specmod
+from ..logs import get_logger
 from . import media
 
-log = logging.getLogger("runware_ovi_sync.double")
+log = get_logger("double")
 
 LONG_STRING = 200
 DEFAULT_CODES: dict[int, str] = {
