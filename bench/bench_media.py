@@ -65,7 +65,12 @@ MiB = 1 << 20
 
 def pack_module(dotted: str) -> types.ModuleType:
     """A module of the pack, loaded by path the way ComfyUI loads it (the tests' loader)."""
-    offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
+    if PACK_NAME not in sys.modules:
+        offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
+        # No ComfyUI here: VIDEO values are made with the tests' stand-ins of its classes.
+        import video_standins
+
+        video_standins.install(importlib.import_module(f"{PACK_NAME}.nodes.host"))
     return importlib.import_module(f"{PACK_NAME}.{dotted}")
 
 
@@ -229,7 +234,8 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
     import torch  # noqa: F401  (imported before the baseline: ComfyUI has it loaded)
 
     kind = task["kind"]
-    media = pack_module("nodes.runware.media")
+    decode = pack_module("nodes.runware.decode")
+    encode = pack_module("nodes.runware.encode")
     real = comfy_classes() if task.get("real") else None
     if real is not None and "error" in real:
         return {"error": real["error"]}
@@ -240,7 +246,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         base = _maxrss()
         t0 = time.perf_counter()
         if kind == "decode_ours":
-            d = media.decode_video(Path(path))
+            d = decode.decode_video(Path(path))
             images, audio = d.images, d.audio
         elif kind == "decode_ref":
             images, audio, _ = reference_get_components(path)
@@ -290,7 +296,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         base = _maxrss()
         t0 = time.perf_counter()
         if kind == "encode_ours":
-            media.frames_to_mp4(images, fps, Path(dest), audio)
+            encode.frames_to_mp4(images, fps, Path(dest), audio)
         elif kind == "encode_ref":
             reference_save_to(dest, images, audio, Fraction(fps))
         elif kind == "encode_real":
@@ -305,7 +311,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         client_mod = pack_module("nodes.runware.client")
         config_mod = pack_module("nodes.runware.config")
         host = pack_module("nodes.host")
-        video_input = pack_module("nodes.runware.video_input")
+        video_io = pack_module("nodes.video_io")
         sent = {"bytes": 0, "content_length": 0}
         original = client_mod._base64_json_body
 
@@ -329,7 +335,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         async def run() -> Any:
             cfg = config_mod.ClientConfig(api_url=task["api_url"], api_key="k")
             async with client_mod.RunwareClient(cfg) as client:
-                source, mime = video_input.video_upload_source(video, Path(task["work"]))
+                source, mime = video_io.video_upload_source(video, Path(task["work"]))
                 out["source_is_original_file"] = str(source) == task["path"]
                 return await client.upload_media(source, mime)
 

@@ -60,7 +60,8 @@ def pack_module(dotted: str) -> types.ModuleType:
 
 spec = pack_module("nodes.runware.spec")
 tasks_mod = pack_module("nodes.runware.tasks")
-node_media = pack_module("nodes.runware.media")
+node_decode = pack_module("nodes.runware.decode")
+node_encode = pack_module("nodes.runware.encode")
 double_mod = pack_module("nodes.runware.double")
 
 KEY = "differential-test-key-0123456789"
@@ -219,7 +220,7 @@ def make_media(double: Any, work: Path) -> MediaSet:
             path = write_webm(work / name, **kwargs)
         else:
             path = write_mp4(work / name, **kwargs)
-        info = node_media.probe_video(path)  # the node's own reading of the file
+        info = node_decode.probe_video(path)  # the node's own reading of the file
         facts = tasks_mod.video_media_facts(tasks_mod.VideoFacts(
             width=info.width, height=info.height, fps=info.fps,
             frame_count=info.frame_count, duration=info.duration))
@@ -228,7 +229,7 @@ def make_media(double: Any, work: Path) -> MediaSet:
         out.videos.append(Medium(client.upload(mime, path.read_bytes()), facts))
     for name, seconds, rate in (("a1.flac", 1.0, 16000), ("a13.flac", 1.337, 22050)):
         audio = _tone(seconds, rate)
-        path = node_media.audio_to_file(audio, work / name)  # what the node uploads
+        path = node_encode.audio_to_file(audio, work / name)  # what the node uploads
         duration = audio["waveform"].shape[-1] / audio["sample_rate"]
         out.audios.append(Medium(client.upload("audio/flac", path.read_bytes()),
                                  spec.MediaFacts(kind="audio", duration=duration)))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import host
-from .runware import media
+from .graph import linked_outputs, running_outputs_fingerprint
 from .runware.cache import ResultCache, cache_settings_from_env, pin_file
 from .runware.client import Progress
 from .runware.config import ClientConfig
@@ -20,7 +20,9 @@ from .runware.errors import CancelledError, RunwareError, scrub
 from .runware.jobs import JobResult, run_cached_job
 from .runware.keystore import KEY_FILE_NAME
 from .runware.logs import get_logger
+from .runware.media import NotEnoughMemoryError, ResultDecodeError
 from .runware.tasks import OUTPUT_FORMATS, SAFETY_MODES, PreparedJob, delivery_options
+from .video_io import result_outputs
 
 log = get_logger()
 
@@ -196,7 +198,7 @@ def is_changed(cls: type, unique_id: str | None = None, **_inputs: Any) -> str:
     which outputs are connected: IMAGE/AUDIO are only decoded when linked, so a newly
     linked output must re-run the node (which then reuses the cached file, no charge).
     """
-    return media.outputs_fingerprint(host.running_prompt(), unique_id, len(MODEL_OUTPUTS))
+    return running_outputs_fingerprint(unique_id, len(MODEL_OUTPUTS))
 
 
 _CACHES: dict[str, ResultCache] = {}
@@ -293,22 +295,22 @@ def model_outputs(
     results: list[JobResult], model: str, graph: dict | None, node_id: str | None
 ) -> tuple[list, list, list, list, list]:
     """Five lists (video, images, audio, fps, info), one entry per result, in order."""
-    linked = media.linked_outputs(graph, node_id, len(MODEL_OUTPUTS))
+    linked = linked_outputs(graph, node_id, len(MODEL_OUTPUTS))
     need_images = linked is None or 1 in linked
     need_audio = linked is None or 2 in linked
     videos, images, audios, fps_list, infos = [], [], [], [], []
     for result in results:
         host.check_interrupted()  # Cancel between (long) decodes; the files stay cached
         try:
-            video, frames, audio, fps = media.results_to_outputs(
+            video, frames, audio, fps = result_outputs(
                 result.path, need_images=need_images, need_audio=need_audio
             )
-        except media.NotEnoughMemoryError:  # says itself where the file is and what to do
+        except NotEnoughMemoryError:  # says itself where the file is and what to do
             raise
         except Exception as exc:
             if host.is_interrupt(exc):  # older ComfyUI: the interrupt is an Exception
                 raise
-            raise media.MediaError(
+            raise ResultDecodeError(
                 f"Could not decode the result of Runware task {result.result.task_uuid} "
                 f"({exc}). The paid file is kept at {result.path}",
                 task_uuid=result.result.task_uuid,

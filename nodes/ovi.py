@@ -20,7 +20,7 @@ from .common import (
     output_inputs,
     run_job,
 )
-from .runware import media
+from .runware.encode import image_to_png
 from .runware.ovi_prompt import AUDIO_FORMATS, build_prompt
 from .runware.tasks import CACHE_UNITS, accelerator_options, check_node_inputs, prepare_ovi
 
@@ -115,7 +115,7 @@ class RunwareOvi:
         unique_id: str | None = None,
         graph: dict | None = None,
     ) -> dict[str, Any]:
-        image_png = None if image is None else media.image_to_png(image, input_name="image")
+        image_png = None if image is None else image_to_png(image, input_name="image")
         job = prepare_ovi(
             prompt=prompt, seed=seed, steps=steps, fps=fps,
             video_cfg_scale=video_cfg_scale, audio_cfg_scale=audio_cfg_scale,

@@ -23,13 +23,13 @@ from .common import (
     output_inputs,
     run_job,
 )
-from .runware import media, video_input
+from .runware.encode import audio_seconds, audio_upload_file
 from .runware.errors import ValidationError
+from .runware.media import is_audio
 from .runware.tasks import (
     SPEAKER_MODES,
     SYNC_MODES,
     Segment,
-    VideoFacts,
     check_node_inputs,
     check_sync3_sources,
     prepare_sync3,
@@ -37,6 +37,7 @@ from .runware.tasks import (
     speaker_options,
     tts_options,
 )
+from .video_io import sync3_video_upload
 
 SEGMENTS_TYPE = "RUNWARE_SEGMENTS"
 SPEAKER_TYPE = "RUNWARE_SPEAKER"
@@ -143,10 +144,10 @@ class RunwareSync3:
         work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             tmp_dir = Path(tmp)
-            video_source, video_mime, facts = _video_input(video, images, fps, tmp_dir)
+            video_source, video_mime, facts = sync3_video_upload(video, images, fps, tmp_dir)
             audio_source = None
             if audio is not None:
-                audio_source, _ = media.audio_upload_file(audio, tmp_dir, input_name="audio")
+                audio_source, _ = audio_upload_file(audio, tmp_dir, input_name="audio")
             job = prepare_sync3(
                 video_source=video_source, video_mime=video_mime, video=facts,
                 sync_mode=sync_mode, audio_source=audio_source, speech_text=speech_text,
@@ -158,34 +159,17 @@ class RunwareSync3:
                              reuse=reuse_cached_result)
 
 
-def _video_input(video: Any, images: Any, fps: float,
-                 tmp_dir: Path) -> tuple[Path, str, VideoFacts]:
-    if video is not None:
-        source, mime = video_input.video_upload_source(video, tmp_dir, input_name="video")
-        if isinstance(source, bytes):  # a file streams its base64; bytes would go in one piece
-            spill = tmp_dir / ("video." + mime.rsplit("/", 1)[-1].replace("quicktime", "mov"))
-            spill.write_bytes(source)
-            source = spill
-    else:
-        source = media.frames_to_mp4(images, fps, tmp_dir / "images.mp4", input_name="images")
-        mime = "video/mp4"
-    info = media.probe_video(source)
-    facts = VideoFacts(width=info.width, height=info.height, fps=info.fps,
-                       frame_count=info.frame_count, duration=info.duration)
-    return source, mime, facts
-
-
 def _segments(segments: list[dict] | None, tmp_dir: Path) -> list[Segment] | None:
     if not segments:
         return None
     out = []
     for i, seg in enumerate(segments, start=1):
-        path, mime = media.audio_upload_file(seg["audio"], tmp_dir,
+        path, mime = audio_upload_file(seg["audio"], tmp_dir,
                                              input_name=f"segments[{i}].audio",
                                              name=f"segment{i}")
         out.append(Segment(
             source=path, mime=mime,
-            audio_duration=media.audio_seconds(seg["audio"], f"segments[{i}].audio"),
+            audio_duration=audio_seconds(seg["audio"], f"segments[{i}].audio"),
             start_time=seg["start_time"], end_time=seg["end_time"],
             audio_start_time=seg.get("audio_start_time"),
             audio_end_time=seg.get("audio_end_time"),
@@ -232,7 +216,7 @@ class RunwareSync3Segment:
     def build(self, audio: dict, start_time: float, end_time: float,
               audio_start_time: float = -1.0, audio_end_time: float = -1.0,
               segments: list[dict] | None = None) -> tuple[list[dict]]:
-        if not media.is_audio(audio):
+        if not is_audio(audio):
             raise ValidationError(
                 f"audio must be an AUDIO value (waveform + sample_rate), got "
                 f"{type(audio).__name__}", parameter="audio",

@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from . import host
 from .common import CATEGORY, INT
-from .runware import media
-from .runware.media import MediaError
+from .runware import decode
+from .runware.media import MediaInputError, is_audio
+from .video_io import file_of
 
 LIMITS = ("Lower frame_cap, raise every_nth, or set max_size (the long side in pixels) on "
           "Runware Video Frames; the video itself is not changed.")
@@ -57,13 +57,13 @@ class RunwareVideoFrames:
         cap = int(frame_cap) if frame_cap and frame_cap > 0 else None
         side = int(max_size) if max_size and max_size > 0 else None
         if video is None:
-            raise MediaError("video is not connected", parameter="video",
+            raise MediaInputError("video is not connected", parameter="video",
                              hint="Connect a VIDEO (e.g. a Runware node's video output).")
-        source = Path(video) if isinstance(video, (str, Path)) else host.video_file_source(video)
+        source = file_of(video)
         if source is not None:
             return _from_file(source, cap, every_nth, side)
         if not hasattr(video, "get_components"):
-            raise MediaError(f"video must be a VIDEO, got {type(video).__name__}",
+            raise MediaInputError(f"video must be a VIDEO, got {type(video).__name__}",
                              parameter="video", hint="Connect a VIDEO output to video.")
         return _from_components(video.get_components(), cap, every_nth, side)
 
@@ -72,16 +72,16 @@ def _from_file(source: Any, cap: int | None, every_nth: int,
                side: int | None) -> tuple[torch.Tensor, dict, float, int]:
     if not isinstance(source, io.BytesIO):
         source = Path(source)
-    info = media.probe_video(source)
+    info = decode.probe_video(source)
     count = math.ceil(info.frame_count / every_nth)
     if cap is not None:
         count = min(count, cap)
-    width, height = media.scaled_size(info.width, info.height, side)
-    media.check_frames_fit(
+    width, height = decode.scaled_size(info.width, info.height, side)
+    decode.check_frames_fit(
         count, width, height, parameter="video", options=LIMITS,
         what=f"Runware Video Frames: {count} frames of this {info.duration:.1f} s video",
     )
-    decoded = media.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side)
+    decoded = decode.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side)
     assert decoded.images is not None and decoded.audio is not None
     return decoded.images, decoded.audio, decoded.fps, decoded.frame_count
 
@@ -95,9 +95,9 @@ def _from_components(components: Any, cap: int | None, every_nth: int,
     if cap is not None:
         kept = kept[:cap]
     count, h, w = int(kept.shape[0]), int(kept.shape[1]), int(kept.shape[2])
-    width, height = media.scaled_size(w, h, side)
+    width, height = decode.scaled_size(w, h, side)
     if (width, height) != (w, h):
-        media.check_frames_fit(count, width, height, parameter="video", options=LIMITS,
+        decode.check_frames_fit(count, width, height, parameter="video", options=LIMITS,
                                what="Runware Video Frames: scaling these frames")
         out = torch.empty((count, height, width, 3), dtype=torch.float32)
         for start in range(0, count, 16):  # a few frames at a time: no full-size copy
@@ -110,10 +110,10 @@ def _from_components(components: Any, cap: int | None, every_nth: int,
     out_fps = fps / every_nth
     seconds = count * every_nth / fps
     audio = components.audio
-    if media.is_audio(audio):
+    if is_audio(audio):
         wave, rate = audio["waveform"], int(audio["sample_rate"])
         audio = {"waveform": wave[..., :math.ceil(seconds * rate)], "sample_rate": rate}
     else:
-        audio = {"waveform": torch.zeros((1, 1, round(seconds * media.SILENT_SAMPLE_RATE))),
-                 "sample_rate": media.SILENT_SAMPLE_RATE}
+        audio = {"waveform": torch.zeros((1, 1, round(seconds * decode.SILENT_SAMPLE_RATE))),
+                 "sample_rate": decode.SILENT_SAMPLE_RATE}
     return kept, audio, out_fps, count

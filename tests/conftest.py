@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
+import video_standins
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The pack's one loader lives in offline_runware.py, beside its __init__.py. The repo root
@@ -38,6 +39,10 @@ PACK = load_pack()
 def pack_module(dotted: str) -> types.ModuleType:
     """Import a submodule of the pack, e.g. ``pack_module("nodes.runware.client")``."""
     return importlib.import_module(f"{PACK_NAME}.{dotted}")
+
+
+# No ComfyUI here: VIDEO values are made with stand-ins of its classes (tests/video_standins.py).
+video_standins.install(pack_module("nodes.host"))
 
 
 @pytest.fixture(scope="session")

@@ -290,8 +290,11 @@ def test_decode_failure_keeps_the_paid_file_and_says_where(double, fast_config, 
     common = pack_module("nodes.common")
     results = run(ovi_job(), fast_config, store)
     results[0].path.write_bytes(b"not a video at all")
-    with pytest.raises(errors.ValidationError) as info:
+    with pytest.raises(pack_module("nodes.runware.media").ResultDecodeError) as info:
         common.model_outputs(results, "runware:190@1", None, None)
+    # A paid result that does not decode is no parameter to fix: it says where the file is.
+    assert not isinstance(info.value, errors.ValidationError)
+    assert "Fix the parameter" not in str(info.value)
     assert str(results[0].path) in str(info.value)
     assert results[0].result.task_uuid in str(info.value)
     assert results[0].path.exists()

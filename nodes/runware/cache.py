@@ -39,6 +39,7 @@ from typing import Any
 
 from .config import API_URL_ENV, DEFAULT_API_URL, env_url
 from .config import cache_settings_from_env as _validated_cache_settings
+from .files import atomic_write
 from .logs import get_logger
 from .store import (
     STORE_NAME,
@@ -96,6 +97,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_salt(path: Path) -> str | None:
+    """The install's salt (32 hex digits) in ``path``; None when absent or unreadable."""
+    try:
+        if not path.is_symlink():
+            text = path.read_text(encoding="ascii").strip()
+            if re.fullmatch(r"[0-9a-f]{32}", text):
+                return text
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
 
 
 @dataclass
@@ -282,35 +295,20 @@ class ResultCache:
     def _salt(self) -> str:
         path = self.root / "install-id"
         for _ in range(3):
-            try:
-                if not path.is_symlink():
-                    text = path.read_text(encoding="ascii").strip()
-                    if re.fullmatch(r"[0-9a-f]{32}", text):
-                        return text
-            except (OSError, UnicodeDecodeError):
-                pass
+            text = _read_salt(path)
+            if text is not None:
+                return text
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.root / f".install-id.{uuid.uuid4().hex}.tmp"
+            salt = uuid.uuid4().hex.encode("ascii")
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(uuid.uuid4().hex)
                 if path.is_symlink() or (path.exists() and not path.is_file()):
                     os.replace(path, path.with_name(f"install-id.set-aside-{uuid.uuid4().hex[:8]}"))
-                try:
-                    os.link(tmp, path)  # atomic: never replaces a salt another run wrote
-                except FileExistsError:
-                    if path.is_file():
-                        text = path.read_text(encoding="ascii", errors="replace").strip()
-                        if not re.fullmatch(r"[0-9a-f]{32}", text):
-                            os.replace(tmp, path)  # unreadable salt: replace it
-                except OSError:
-                    os.replace(tmp, path)  # no hard links here
+                # Never replaces a salt another run wrote first ...
+                if not atomic_write(path, salt, private=True, replace=False) and \
+                        path.is_file() and _read_salt(path) is None:
+                    atomic_write(path, salt, private=True)  # ... unless it is unreadable
             except OSError as exc:
                 log.warning("Runware cache: cannot write %s (%s)", path, exc)
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
         return "no-salt"
 
     def take_files(self, task_uuid: str, count: int) -> list[Path] | None:

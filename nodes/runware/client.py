@@ -19,7 +19,6 @@ import base64
 import ipaddress
 import json
 import math
-import os
 import random
 import re
 import socket
@@ -54,6 +53,7 @@ from .errors import (
     release_secret,
     scrub,
 )
+from .files import atomic_path
 from .logs import get_logger
 from .store import MAX_COST
 
@@ -631,21 +631,19 @@ class RunwareClient:
         self.check_download_url(url)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        # A private part file: two downloads of the same result never share one.
-        part = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
         limit = self.config.job_timeout
         cap = self.config.max_download_bytes if max_bytes is None else max_bytes
         try:
-            await asyncio.wait_for(self._download_resuming(url, part, task_uuid, cap), limit)
-            os.replace(part, dest)
+            # A private part file: two downloads of the same result never share one.
+            with atomic_path(dest) as part:
+                await asyncio.wait_for(self._download_resuming(url, part, task_uuid, cap),
+                                       limit)
         except asyncio.TimeoutError:
             err = DownloadError(f"The download did not finish within {limit:.0f} s",
                                 task_uuid=task_uuid,
                                 hint="Check the connection, then queue again (no new charge).")
             err.retryable = False
             raise err from None
-        finally:
-            part.unlink(missing_ok=True)
         return dest
 
     async def _download_resuming(self, url: str, part: Path, task_uuid: str | None,

@@ -1,4 +1,5 @@
-"""VIDEO inputs -> a file Runware takes, checked before anything is uploaded or paid.
+"""Video files given as inputs -> a file Runware takes, checked before anything is uploaded
+or paid.
 
 Runware takes MP4, MOV and WEBM. A file already in one of those, with at most two audio
 channels, is uploaded as it is. Anything else is converted the cheapest way that keeps
@@ -6,7 +7,7 @@ the user's pictures untouched:
 
 1. remux: the same video packets in a container Runware takes (no re-encode), e.g. OBS's
    MKV -> MP4. An audio track that container cannot hold, or one with more than two
-   channels, is re-encoded on its own (downmixed to stereo, see ``media.downmix_to_stereo``);
+   channels, is re-encoded on its own (downmixed to stereo, see ``encode.downmix_to_stereo``);
 2. re-encode to H.264 MP4 only when no accepted container holds the video codec (GIF,
    MJPEG, FFV1, ...), upright (display rotation applied) and padded to even sizes.
 
@@ -15,7 +16,7 @@ keyframe interval), so a truncated or damaged file is refused before upload, nam
 node input; every converted file is checked the same way before it is used. ComfyUI's
 ``save_to`` is never used for this (0.3.x drops the first keyframe of an MKV on remux).
 
-Conversions are bit-exact (same input -> same bytes, see ``media.X264_THREADS``): jobs are
+Conversions are bit-exact (same input -> same bytes, see ``encode.X264_THREADS``): jobs are
 fingerprinted from the upload bytes, so a converted input is never paid for twice.
 """
 
@@ -32,23 +33,18 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 
-from .. import host
-from .logs import get_logger
-from .media import (
+from .decode import decode_audio_track, display_size, rotation_of
+from .encode import (
     AAC_RATES,
     BITEXACT_CODEC,
     BITEXACT_MUXER,
-    VIDEO_MIME,
-    MediaError,
     add_h264_stream,
-    decode_audio_track,
-    display_size,
     downmix_to_stereo,
     encoder_frame,
-    frames_to_mp4,
-    rotation_of,
-    sniff_container,
 )
+from .files import atomic_path
+from .logs import get_logger
+from .media import VIDEO_MIME, MediaInputError, sniff_container
 
 log = get_logger()
 
@@ -110,7 +106,7 @@ def _open(source: Path | BinaryIO, input_name: str, label: str) -> Any:
             source.seek(0)
         return av.open(str(source) if isinstance(source, Path) else source)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(
+        raise MediaInputError(
             f"{input_name}: {label} is not a readable video ({_short(exc)}); it may be "
             "damaged, cut short (e.g. a copy or download that did not finish), or not a "
             "video at all. Nothing was uploaded", parameter=input_name, hint=FIX_IT,
@@ -125,7 +121,7 @@ def _short(exc: BaseException) -> str:
 def _streams(container: Any, input_name: str, label: str) -> tuple[Any, Any]:
     vs = next((s for s in container.streams.video if s.codec_context is not None), None)
     if vs is None:
-        raise MediaError(
+        raise MediaInputError(
             f"{input_name}: {label} has no video stream (pictures) it can decode",
             parameter=input_name,
             hint=f"Connect a video with pictures to {input_name}; an audio-only file goes "
@@ -141,8 +137,8 @@ def _codec_name(stream: Any) -> str:
     return str(getattr(codec, "canonical_name", None) or codec.name)
 
 
-def _damaged(input_name: str, label: str, what: str) -> MediaError:
-    return MediaError(
+def _damaged(input_name: str, label: str, what: str) -> MediaInputError:
+    return MediaInputError(
         f"{input_name}: {label} is damaged or incomplete: {what}. Runware would refuse it "
         "after the upload, so nothing was uploaded or paid for",
         parameter=input_name,
@@ -157,12 +153,12 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
     Demuxes every packet (no decoding): a read error, a corrupt packet, fewer packets than
     an MP4/MOV index lists, or Matroska/WEBM data ending before its stated duration means
     the file is damaged or cut short. Then decodes from the last keyframe to the end: the
-    tail must decode. Raises :class:`MediaError` naming ``input_name``.
+    tail must decode. Raises :class:`MediaInputError` naming ``input_name``.
     """
     label = _label(source)
     size = _size(source)
     if size == 0:
-        raise MediaError(f"{input_name}: {label} is empty (0 bytes)", parameter=input_name,
+        raise MediaInputError(f"{input_name}: {label} is empty (0 bytes)", parameter=input_name,
                          hint=FIX_IT)
     with _open(source, input_name, label) as container:
         vs, astream = _streams(container, input_name, label)
@@ -323,14 +319,14 @@ def convert_video_file(source: Path | BinaryIO, scan: VideoScan, work_dir: Path,
                  scan.video_codec)
     try:
         check = scan_video(result, input_name)
-    except MediaError as exc:
-        raise MediaError(
+    except MediaInputError as exc:
+        raise MediaInputError(
             f"{input_name}: converting {label} to {target.upper()} gave a file that does not "
             f"pass the decode check ({exc.message}); nothing was uploaded",
             parameter=input_name, hint=FIX_IT,
         ) from None
     if check.frame_count < scan.frame_count:
-        raise MediaError(
+        raise MediaInputError(
             f"{input_name}: converting {label} to {target.upper()} kept {check.frame_count} "
             f"of its {scan.frame_count} frames; nothing was uploaded", parameter=input_name,
             hint=FIX_IT,
@@ -397,33 +393,27 @@ class _Interleaver:
 
 def _remux(source: Path | BinaryIO, dest: Path, container: str, audio: str) -> None:
     """Video packets copied as they are into ``container``; audio copied or re-encoded."""
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with _reopen(source) as inp, \
-                av.open(str(tmp), "w", format=container, options=dict(BITEXACT_MUXER)) as out:
-            vs, astream = _streams(inp, "video", "")
-            ov = _copy_stream(out, vs)
-            oa = None
-            pending = _Interleaver(out, [])
-            if audio == "copy":
-                oa = _copy_stream(out, astream)
-            elif audio == "encode":
-                pending = _Interleaver(out, _audio_packets(source, out, container))
-            wanted = [vs] + ([astream] if oa is not None else [])
-            for pkt in inp.demux(*wanted):
-                if not pkt.size:
-                    continue
-                if pkt.stream is vs:
-                    pending.until(_seconds(pkt))
-                    pkt.stream = ov
-                else:
-                    pkt.stream = oa
-                out.mux(pkt)
-            pending.finish()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp, _reopen(source) as inp, \
+            av.open(str(tmp), "w", format=container, options=dict(BITEXACT_MUXER)) as out:
+        vs, astream = _streams(inp, "video", "")
+        ov = _copy_stream(out, vs)
+        oa = None
+        pending = _Interleaver(out, [])
+        if audio == "copy":
+            oa = _copy_stream(out, astream)
+        elif audio == "encode":
+            pending = _Interleaver(out, _audio_packets(source, out, container))
+        wanted = [vs] + ([astream] if oa is not None else [])
+        for pkt in inp.demux(*wanted):
+            if not pkt.size:
+                continue
+            if pkt.stream is vs:
+                pending.until(_seconds(pkt))
+                pkt.stream = ov
+            else:
+                pkt.stream = oa
+            out.mux(pkt)
+        pending.finish()
 
 
 def _copy_stream(out: Any, template: Any) -> Any:
@@ -523,86 +513,53 @@ def _transcode(source: Path | BinaryIO, dest: Path, scan: VideoScan) -> None:
     Frames get constant timestamps at the file's average rate (a variable-rate GIF keeps
     its length); odd sizes are padded by repeating the edge (H.264 4:2:0 needs even).
     """
-    tmp = dest.with_name(dest.name + ".part")
     rate = Fraction(scan.fps).limit_denominator(1001) if scan.fps > 0 else Fraction(24)
     width, height = scan.width + scan.width % 2, scan.height + scan.height % 2
-    try:
-        with _reopen(source) as inp, \
-                av.open(str(tmp), "w", format="mp4", options=dict(BITEXACT_MUXER)) as out:
-            vs, _ = _streams(inp, "video", "")
-            vs.thread_type = "AUTO"
-            ov = add_h264_stream(out, rate, width, height)
-            pending = _Interleaver(out, _audio_packets(source, out, "mp4")
-                                   if scan.audio_codec else [])
-            index = 0
-            for arr in _upright_frames(inp, vs):
-                h, w = arr.shape[:2]
-                if (w, h) != (width, height):
-                    arr = np.pad(arr, ((0, max(0, height - h)), (0, max(0, width - w)), (0, 0)),
-                                 mode="edge")[:height, :width]
-                frame = encoder_frame(np.ascontiguousarray(arr))
-                frame.pts = index
-                index += 1
-                for pkt in ov.encode(frame):
-                    pending.until(_seconds(pkt))
-                    out.mux(pkt)
-            for pkt in ov.encode(None):
+    with atomic_path(dest) as tmp, _reopen(source) as inp, \
+            av.open(str(tmp), "w", format="mp4", options=dict(BITEXACT_MUXER)) as out:
+        vs, _ = _streams(inp, "video", "")
+        vs.thread_type = "AUTO"
+        ov = add_h264_stream(out, rate, width, height)
+        pending = _Interleaver(out, _audio_packets(source, out, "mp4")
+                               if scan.audio_codec else [])
+        index = 0
+        for arr in _upright_frames(inp, vs):
+            h, w = arr.shape[:2]
+            if (w, h) != (width, height):
+                arr = np.pad(arr, ((0, max(0, height - h)), (0, max(0, width - w)), (0, 0)),
+                             mode="edge")[:height, :width]
+            frame = encoder_frame(np.ascontiguousarray(arr))
+            frame.pts = index
+            index += 1
+            for pkt in ov.encode(frame):
                 pending.until(_seconds(pkt))
                 out.mux(pkt)
-            pending.finish()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(dest)
+        for pkt in ov.encode(None):
+            pending.until(_seconds(pkt))
+            out.mux(pkt)
+        pending.finish()
 
 
-# -- VIDEO input -> upload source ---------------------------------------------------------
+# -- a video file -> upload source ------------------------------------------------------
 
 
-def video_upload_source(
-    video: Any, work_dir: Path, *, input_name: str = "video"
-) -> tuple[Path | bytes, str]:
-    """A ComfyUI VIDEO -> (file path or bytes, mime) for ``mediaStorage``, checked.
+def file_upload_source(source: Path | io.BytesIO, work_dir: Path, *,
+                       input_name: str = "video") -> tuple[Path | bytes, str]:
+    """A video file (or its bytes) -> (file path or bytes, mime) for ``mediaStorage``,
+    checked (:func:`scan_video`) before anything is uploaded.
 
-    A video backed by a file or bytes that pass :func:`scan_video` and already are
-    MP4 / MOV / WEBM with at most two audio channels is sent as it is: no re-encode.
-    Other files are converted (:func:`convert_video_file`). Tensors in memory
-    (VideoFromComponents, or a trimmed/cropped VIDEO whose file is not what the user sees)
-    are encoded once with ``frames_to_mp4``.
+    A file that already is MP4 / MOV / WEBM with at most two audio channels is sent as it
+    is: no re-encode. Other files are converted (:func:`convert_video_file`).
     """
-    if video is None:
-        raise MediaError(f"{input_name} is not connected", parameter=input_name,
-                         hint=f"Connect a VIDEO (e.g. Load Video) to {input_name}.")
-    work_dir = Path(work_dir)
-    if isinstance(video, (str, Path)):
-        source: Any = Path(video)
-    else:
-        source = host.video_file_source(video)
-        if source is None and not hasattr(video, "get_components"):
-            raise MediaError(
-                f"{input_name} must be a VIDEO, got {type(video).__name__}",
-                parameter=input_name, hint=f"Connect a VIDEO output to {input_name}.",
-            )
-    if source is not None and not isinstance(source, io.BytesIO):
+    if not isinstance(source, io.BytesIO):
         source = Path(source)
         if not source.is_file():
-            raise MediaError(f"{input_name}: the video file {source} does not exist",
-                             parameter=input_name, hint="Load the video again.")
-    if source is not None:
-        scan = scan_video(source, input_name)
-        if scan.kind in VIDEO_MIME and scan.audio_channels <= 2:
-            log.debug("%s: uploading %s as it is (%s)", input_name, _label(source), scan.kind)
-            if isinstance(source, io.BytesIO):
-                return source.getvalue(), VIDEO_MIME[scan.kind]
-            return source, VIDEO_MIME[scan.kind]
-        return convert_video_file(source, scan, work_dir, input_name)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    components = video.get_components()
-    images = getattr(components, "images", None)
-    frame_rate = getattr(components, "frame_rate", None)
-    log.info("%s: encoding the video's frames to MP4", input_name)
-    dest = frames_to_mp4(images, float(frame_rate) if frame_rate else 0.0,
-                         work_dir / f"{input_name}.mp4", getattr(components, "audio", None),
-                         input_name=input_name, fps_name=f"{input_name} frame rate",
-                         audio_name=f"{input_name} audio")
-    return dest, VIDEO_MIME["mp4"]
+            raise MediaInputError(f"{input_name}: the video file {source} does not exist",
+                                  parameter=input_name, hint="Load the video again.")
+    scan = scan_video(source, input_name)
+    if scan.kind in VIDEO_MIME and scan.audio_channels <= 2:
+        log.debug("%s: uploading %s as it is (%s)", input_name, _label(source), scan.kind)
+        if isinstance(source, io.BytesIO):
+            return source.getvalue(), VIDEO_MIME[scan.kind]
+        return source, VIDEO_MIME[scan.kind]
+    return convert_video_file(source, scan, Path(work_dir), input_name)

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .. import spec as specmod
+from ..files import atomic_write
 from ..logs import get_logger
 from . import media
 
@@ -853,7 +854,7 @@ class RunwareDouble:
         assert self.storage_dir is not None
         media_uuid = str(uuidlib.uuid4())
         path = self.storage_dir / f"{media_uuid}.{info.ext}"
-        path.write_bytes(data)
+        atomic_write(path, data)
         stored = StoredMedia(
             media_uuid, path, info, origin, f"{self.files_url}/{path.name}", task_uuid
         )
