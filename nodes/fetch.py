@@ -6,14 +6,12 @@ import uuid
 from typing import Any
 
 from . import host
-from .common import (
-    CATEGORY,
-    HIDDEN,
+from .inputs import CATEGORY, HIDDEN, Inputs, combo_input, string_input
+from .run import (
     MODEL_OUTPUT_IS_LIST,
     MODEL_OUTPUT_NAMES,
     MODEL_OUTPUT_TOOLTIPS,
     MODEL_OUTPUTS,
-    STRING,
     StatusText,
     client_config,
     is_changed,
@@ -26,6 +24,12 @@ from .runware.jobs import fetch_task
 from .runware.spec import OVI_MODEL, SYNC3_MODEL
 
 MODELS = {"Ovi": OVI_MODEL, "sync-3": SYNC3_MODEL}
+
+INPUTS = Inputs(
+    string_input("task_uuid", "The taskUUID of the job to recover."),
+    combo_input("model", tuple(MODELS), "Ovi", "Which model ran the job."),
+    hidden=HIDDEN,
+)
 
 
 def normalize_task_uuid(text: object) -> str:
@@ -66,22 +70,18 @@ class RunwareFetchResult:
     OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
     OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
 
+    INPUTS = INPUTS
+
     @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "task_uuid": STRING("The taskUUID of the job to recover."),
-                "model": (list(MODELS), {"default": "Ovi",
-                                         "tooltip": "Which model ran the job."}),
-            },
-            "hidden": HIDDEN,
-        }
+    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
+        return INPUTS.input_types()
 
     IS_CHANGED = classmethod(is_changed)
 
-    async def fetch(self, task_uuid: str, model: str, unique_id: str | None = None,
-                    graph: dict | None = None) -> dict[str, Any]:
-        task_uuid = normalize_task_uuid(task_uuid)
+    async def fetch(self, *args: Any, unique_id: str | None = None,
+                    graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
+        values = INPUTS.values(inputs, args)
+        task_uuid, model = normalize_task_uuid(values["task_uuid"]), values["model"]
         if model not in MODELS:
             raise ValidationError(f"model must be one of {', '.join(MODELS)}",
                                   parameter="model")

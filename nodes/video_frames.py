@@ -9,13 +9,24 @@ from typing import Any
 
 import torch
 
-from .common import CATEGORY, INT
+from .inputs import CATEGORY, Inputs, int_input, socket_input
 from .runware import decode
 from .runware.media import MediaInputError, is_audio
 from .video_io import file_of
 
 LIMITS = ("Lower frame_cap, raise every_nth, or set max_size (the long side in pixels) on "
           "Runware Video Frames; the video itself is not changed.")
+
+
+INPUTS = Inputs(
+    socket_input("video", "VIDEO", "Any VIDEO: a Runware node's video output, Load Video, ..."),
+    int_input("frame_cap", 0, 0, 1_000_000, "At most this many frames are returned (0 = all); "
+              "the audio ends where they end."),
+    int_input("every_nth", 1, 1, 1000, "Keep every n-th frame (1 = all); fps is divided by n "
+              "so the timing stays right."),
+    int_input("max_size", 0, 0, 16384, "Scale frames down so the long side is at most this "
+              "many pixels (0 = original size)."),
+)
 
 
 class RunwareVideoFrames:
@@ -36,23 +47,17 @@ class RunwareVideoFrames:
         "How many frames were returned.",
     )
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "video": ("VIDEO", {"tooltip": "Any VIDEO: a Runware node's video output, "
-                                               "Load Video, ..."}),
-                "frame_cap": INT(0, 0, 1_000_000, "At most this many frames are returned "
-                                                  "(0 = all); the audio ends where they end."),
-                "every_nth": INT(1, 1, 1000, "Keep every n-th frame (1 = all); fps is divided "
-                                             "by n so the timing stays right."),
-                "max_size": INT(0, 0, 16384, "Scale frames down so the long side is at most "
-                                             "this many pixels (0 = original size)."),
-            }
-        }
+    INPUTS = INPUTS
 
-    def split(self, video: Any, frame_cap: int = 0, every_nth: int = 1,
-              max_size: int = 0) -> tuple[torch.Tensor, dict, float, int]:
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
+        return INPUTS.input_types()
+
+    def split(self, *args: Any, **inputs: Any) -> tuple[torch.Tensor, dict, float, int]:
+        values = INPUTS.values(inputs, args)
+        video = values["video"]
+        frame_cap, every_nth, max_size = (values["frame_cap"], values["every_nth"],
+                                          values["max_size"])
         every_nth = max(1, int(every_nth))
         cap = int(frame_cap) if frame_cap and frame_cap > 0 else None
         side = int(max_size) if max_size and max_size > 0 else None

@@ -95,6 +95,33 @@ def env(double, monkeypatch, tmp_path):
     return double
 
 
+def node_value(node_id: str, *args, **changes):
+    """What a helper node (Accelerator, Delivery, Speaker, TTS, ...) outputs for its
+    table's defaults, changed by ``args`` (in input order) and ``changes``."""
+    cls = PACK.NODE_CLASS_MAPPINGS[node_id]
+    values = {**dict(zip(cls.INPUTS.names, args, strict=False)), **changes}
+    return getattr(cls(), cls.FUNCTION)(**values)[0]
+
+
+def _request(node_id: str, request_type: type, values: dict):
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(request_type)}
+    defaults = {row.name: row.default for row in PACK.NODE_CLASS_MAPPINGS[node_id].INPUTS
+                if row.is_widget and row.name in names}
+    return request_type(**{**defaults, **values})
+
+
+def ovi_request(**values):
+    """An OviRequest: Runware Ovi's widget defaults (its input table), changed by ``values``."""
+    return _request("RunwareOvi", pack_module("nodes.runware.tasks").OviRequest, values)
+
+
+def sync3_request(**values):
+    """A Sync3Request: Runware sync-3's widget defaults, changed by ``values``."""
+    return _request("RunwareSync3", pack_module("nodes.runware.tasks").Sync3Request, values)
+
+
 def flatten(value, prefix=""):
     """{"a": {"b": 1}} -> {"a.b": 1}: compare request bodies field by field."""
     if isinstance(value, dict):

@@ -17,7 +17,7 @@ from conftest import pack_module
 client_mod = pack_module("nodes.runware.client")
 errors = pack_module("nodes.runware.errors")
 config_mod = pack_module("nodes.runware.config")
-common = pack_module("nodes.common")
+common = pack_module("nodes.run")
 host = pack_module("nodes.host")
 
 KEY = "rwk-EchoCanary-5f2a9c7e1b3d8f60a4c2"

@@ -162,7 +162,7 @@ def test_a_bad_allowed_hosts_value_refuses_the_key_routes_clearly(monkeypatch, t
 def test_a_bad_api_url_is_named_when_a_node_runs(env, monkeypatch):
     """Through the node layer too: the error a user sees names the variable."""
     monkeypatch.setenv("RUNWARE_API_URL", "api.runware.ai")
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     with pytest.raises(errors.SettingError, match="RUNWARE_API_URL"):
         common.client_config()
     assert env.log == []  # the double is up; nothing was sent to it

@@ -26,7 +26,7 @@ from conftest import PACK, pack_module
 from media_factory import write_mp4
 
 host = pack_module("nodes.host")
-common = pack_module("nodes.common")
+common = pack_module("nodes.run")
 media = pack_module("nodes.runware.media")
 encode = pack_module("nodes.runware.encode")
 video_io = pack_module("nodes.video_io")

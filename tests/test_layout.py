@@ -172,15 +172,28 @@ fi
     ]
 
 
-def test_every_node_has_a_help_page_naming_its_inputs():
+def test_every_node_declares_its_inputs_once():
+    """INPUT_TYPES is derived from the node's input table (one row per input)."""
+    for node_id, cls in PACK.NODE_CLASS_MAPPINGS.items():
+        assert cls.INPUT_TYPES() == cls.INPUTS.input_types(), node_id
+        declared = [n for section in ("required", "optional")
+                    for n in cls.INPUT_TYPES().get(section, {})]
+        assert sorted(declared) == sorted(cls.INPUTS.names), node_id
+
+
+def test_every_node_has_a_help_page_naming_its_inputs_and_their_api_fields():
+    """Derived from the input tables: every input is named on its node's help page, on a
+    line that also names the API field(s) the input fills."""
     for node_id, cls in PACK.NODE_CLASS_MAPPINGS.items():
         page = REPO_ROOT / "web" / "docs" / f"{node_id}.md"
         assert page.is_file(), f"web/docs/{node_id}.md is missing"
-        text = page.read_text()
-        definition = cls.INPUT_TYPES()
-        for section in ("required", "optional"):
-            for name in definition.get(section, {}):
-                assert f"`{name}`" in text, f"{node_id}.md does not mention {name}"
+        lines = page.read_text().splitlines()
+        for row in cls.INPUTS:
+            named = [line for line in lines if f"`{row.name}`" in line]
+            assert named, f"{node_id}.md does not mention {row.name}"
+            for field in row.api:
+                assert any(f"`{field}`" in line or f"`{field}." in line for line in named), \
+                    f"{node_id}.md: no line names both {row.name} and its API field {field}"
 
 
 def test_requirements_txt_and_pyproject_agree():

@@ -17,7 +17,7 @@ from pathlib import Path
 import conftest
 import pytest
 import torch
-from conftest import PACK, pack_module
+from conftest import PACK, ovi_request, pack_module, sync3_request
 from media_factory import png_bytes, write_mp4, write_wav
 
 jobs = pack_module("nodes.runware.jobs")
@@ -29,19 +29,20 @@ store_mod = pack_module("nodes.runware.store")
 
 
 def ovi_job(seed=5, image=False, **extra):
-    return tasks.prepare_ovi(
+    return tasks.prepare_ovi(ovi_request(
         prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=12,
         video_cfg_scale=5.0, audio_cfg_scale=4.0,
         image_png=png_bytes() if image else None, **extra,
-    )
+    ))
 
 
 def sync3_job(tmp_path):
     video = write_mp4(tmp_path / "v.mp4", frames=24, fps=12)
     audio = write_wav(tmp_path / "a.wav", seconds=1.0)
     facts = tasks.VideoFacts(96, 64, 12.0, 24, 2.0)
-    return tasks.prepare_sync3(video_source=video, video_mime="video/mp4", video=facts,
-                               audio_source=audio, audio_mime="audio/wav")
+    return tasks.prepare_sync3(sync3_request(video_source=video, video_mime="video/mp4",
+                                             video=facts, audio_source=audio,
+                                             audio_mime="audio/wav"))
 
 
 @pytest.fixture
@@ -287,7 +288,7 @@ def test_corrupt_cached_file_with_expired_url_uses_getresponse(double, fast_conf
 
 def test_decode_failure_keeps_the_paid_file_and_says_where(double, fast_config, store,
                                                           monkeypatch, tmp_path):
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     results = run(ovi_job(), fast_config, store)
     results[0].path.write_bytes(b"not a video at all")
     with pytest.raises(pack_module("nodes.runware.media").ResultDecodeError) as info:
@@ -807,7 +808,7 @@ def test_eviction_never_deletes_a_file_a_video_points_at(double, fast_config, tm
 def test_the_node_pins_its_video_outputs(env, tmp_path):
     import gc
 
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     results = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
         prompt="x <S>y<E>", seed=3, steps=30, fps=12, video_cfg_scale=5.0,
         audio_cfg_scale=4.0))["result"]
@@ -826,7 +827,7 @@ def test_the_ledger_has_what_a_spend_panel_needs(env, tmp_path):
         prompt="x <S>y<E>", seed=8, steps=30, fps=12, video_cfg_scale=5.0,
         audio_cfg_scale=4.0, unique_id="17"))["result"]
     info = json_mod.loads(out[4][0])
-    cache = pack_module("nodes.common").result_cache()
+    cache = pack_module("nodes.run").result_cache()
     (job,) = cache.store.jobs()
     assert job.task_uuid == info["taskUUID"] and job.model == "runware:190@1"
     assert job.endpoint == store_mod.api_endpoint(env.base_url) and job.node_id == "17"

@@ -21,7 +21,7 @@ from media_factory import write_mp4
 
 errors = pack_module("nodes.runware.errors")
 host = pack_module("nodes.host")
-tasks = pack_module("nodes.runware.tasks")
+options = pack_module("nodes.runware.options")
 
 NODES = PACK.NODE_CLASS_MAPPINGS
 BAD_FLOATS = [math.nan, math.inf, -math.inf]
@@ -138,6 +138,6 @@ def test_bad_float_or_text_names_the_input(env, clip, node_id, name, value):
 
 
 def test_check_node_inputs_passes_good_values():
-    tasks.check_node_inputs("X", a=1.5, b="text \U0001F600 ok", c=0, d=None, e=-0.0)
+    options.check_node_inputs("X", a=1.5, b="text \U0001F600 ok", c=0, d=None, e=-0.0)
     with pytest.raises(errors.ValidationError, match="U\\+D83D at character 4"):
-        tasks.check_node_inputs("X", prompt="abc \ud83d")
+        options.check_node_inputs("X", prompt="abc \ud83d")

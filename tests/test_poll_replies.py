@@ -306,7 +306,7 @@ def test_an_error_that_only_echoes_the_task_is_no_proof_it_exists(double, fast_c
 
 
 def test_the_status_text_says_why_it_keeps_waiting():
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     status = common.StatusText(None, "Ovi")
     status(client_mod.Progress("processing", T, 40.0, note="Runware answered weird (HTTP 400)"))
     assert "weird" in status.line() and "still waiting" in status.line()

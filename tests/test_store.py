@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, pack_module
+from conftest import REPO_ROOT, ovi_request, pack_module
 from media_factory import png_bytes
 
 jobs = pack_module("nodes.runware.jobs")
@@ -37,11 +37,11 @@ EP = "http://127.0.0.1:1"
 
 
 def ovi_job(seed=5, image=False, **extra):
-    return tasks.prepare_ovi(
+    return tasks.prepare_ovi(ovi_request(
         prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=12,
         video_cfg_scale=5.0, audio_cfg_scale=4.0,
         image_png=png_bytes() if image else None, **extra,
-    )
+    ))
 
 
 def run(job, config, cache, **kwargs):

@@ -1,6 +1,8 @@
-"""What the model nodes share: input declarations, the delivery node, running a job.
+"""Running a model node's job: the live status on the node, the result cache, ComfyUI's
+interrupt, and the five outputs made from the downloaded results.
 
-Node classes stay declarative; everything here is plain Python over the core.
+Node classes stay declarative: they build a request and hand it to :func:`run_job`
+(Ovi, sync-3) or, for Runware Fetch Result, use the pieces here around ``fetch_task``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ from .runware.jobs import JobResult, run_cached_job
 from .runware.keystore import KEY_FILE_NAME
 from .runware.logs import get_logger
 from .runware.media import NotEnoughMemoryError, ResultDecodeError
-from .runware.tasks import OUTPUT_FORMATS, SAFETY_MODES, PreparedJob, delivery_options
+from .runware.tasks import PreparedJob
 from .video_io import result_outputs
 
 log = get_logger()
-
-CATEGORY = "Runware"
-DELIVERY_TYPE = "RUNWARE_DELIVERY"
 
 MODEL_OUTPUTS = ("VIDEO", "IMAGE", "AUDIO", "FLOAT", "STRING")
 MODEL_OUTPUT_NAMES = ("video", "images", "audio", "fps", "info")
@@ -40,86 +39,6 @@ MODEL_OUTPUT_TOOLTIPS = (
 )
 # Every output is a list (one entry per result): number_results decides its length.
 MODEL_OUTPUT_IS_LIST = (True,) * len(MODEL_OUTPUTS)
-
-
-def INT(default: int, lo: int, hi: int, tooltip: str, **extra: Any) -> tuple:  # noqa: N802
-    return ("INT", {"default": default, "min": lo, "max": hi, "step": 1,
-                    "tooltip": tooltip, **extra})
-
-
-def FLOAT(default: float, lo: float, hi: float, step: float, tooltip: str,  # noqa: N802
-          **extra: Any) -> tuple:
-    return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step,
-                      "round": step, "tooltip": tooltip, **extra})
-
-
-def STRING(tooltip: str, default: str = "", multiline: bool = False) -> tuple:  # noqa: N802
-    return ("STRING", {"default": default, "multiline": multiline, "tooltip": tooltip})
-
-
-def output_inputs(max_results: int) -> dict[str, tuple]:
-    """The optional inputs both model nodes share, in their public order."""
-    return {
-        "number_results": INT(1, 1, max_results,
-                              f"How many videos to make (1-{max_results}); each is paid. "
-                              "Every output becomes a list with one entry per result."),
-        "output_format": (list(OUTPUT_FORMATS), {
-            "default": "MP4",
-            "tooltip": "Container Runware returns: MP4 (H.264, plays everywhere), WEBM, "
-                       "or MOV.",
-        }),
-        "output_quality": INT(95, 20, 99, "Compression quality of the returned file "
-                                          "(higher = better and larger)."),
-        "safety": (list(SAFETY_MODES), {
-            "default": "off",
-            "tooltip": "Runware content check: off; fast checks key frames; full checks "
-                       "every frame.",
-        }),
-    }
-
-
-DELIVERY_INPUT = (DELIVERY_TYPE, {
-    "tooltip": "Optional webhook / upload endpoint / TTL from a Runware Delivery node."
-})
-REUSE_INPUT = ("BOOLEAN", {
-    "default": True,
-    "tooltip": "Reuse a finished result of exactly the same request from the on-disk cache "
-               "(no new charge, also after a restart). Turn off to pay for a new take.",
-})
-HIDDEN = {"unique_id": "UNIQUE_ID", "graph": "PROMPT"}
-
-
-class RunwareDelivery:
-    """Where Runware also sends the result, and for how long its URL lives."""
-
-    DESCRIPTION = (
-        "Delivery options for Runware jobs: a webhook Runware POSTs each finished result "
-        "to, an upload endpoint (e.g. a presigned S3 URL) Runware PUTs the file to, and "
-        "how long the result URL stays valid. The nodes still download every result."
-    )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
-    RETURN_TYPES = (DELIVERY_TYPE,)
-    RETURN_NAMES = ("delivery",)
-    OUTPUT_TOOLTIPS = ("Connect to the delivery input of a Runware model node.",)
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "webhook_url": STRING("webhookURL: Runware POSTs each finished result here "
-                                      "(empty = none)."),
-                "upload_endpoint": STRING(
-                    "uploadEndpoint: Runware PUTs the file here, e.g. a presigned URL "
-                    "(empty = none). It is saved in the workflow: mind who you share it with."
-                ),
-                "ttl": INT(0, 0, 2_592_000, "ttl: seconds the result URL stays valid; "
-                                            "0 = Runware's default, else at least 60."),
-            }
-        }
-
-    def build(self, webhook_url: str, upload_endpoint: str, ttl: int) -> tuple[dict]:
-        return (delivery_options(webhook_url, upload_endpoint, ttl),)
 
 
 class StatusText:
