@@ -64,6 +64,124 @@ def test_no_absolute_imports_of_the_pack_or_of_comfyui_at_module_level():
     assert offenders == []
 
 
+# -- the import graph: the core stands alone, and nothing imports in a circle -----------------
+
+
+def module_imports(root: Path, package: str = "nodes") -> dict[str, set[str]]:
+    """Every module of ``root/package`` -> the modules it imports, read from
+    the source (AST), relative imports resolved, imports inside functions included.
+
+    Names are dotted from ``root`` (``nodes.runware.media``); an import of a name that is
+    not a module counts as an import of its package (``from .. import x`` -> the package
+    of x when x is a module, else the package itself). Absolute imports are kept as they
+    are written (``comfy_api.latest``).
+    """
+    modules: dict[str, tuple[Path, bool]] = {}
+    for path in sorted((root / package).rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        if parts:
+            modules[".".join(parts)] = (path, is_package)
+    graph: dict[str, set[str]] = {}
+    for name, (path, is_package) in modules.items():
+        here = name.split(".") if is_package else name.split(".")[:-1]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.add(node.module or "")
+            elif isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
+                if node.level - 1 > len(here):
+                    found.add("<outside the package tree>")
+                    continue
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    child = f"{target}.{alias.name}" if target else alias.name
+                    found.add(child if child in modules else target or "<the top package>")
+        graph[name] = found - {name}
+    return graph
+
+
+def import_problems(root: Path, core: str) -> list[str]:
+    """Imports that break the layout: the core (``core``, a dotted package) reaching
+    outside itself (ComfyUI, the node layer, anything relative above it), and cycles."""
+    graph = module_imports(root)
+    local = set(graph)
+    problems = []
+    for name, targets in sorted(graph.items()):
+        if name != core and not name.startswith(core + "."):
+            continue
+        for target in sorted(targets):
+            top = target.split(".")[0]
+            inside = target == core or target.startswith(core + ".")
+            if (target in local or target.startswith("<") or top in COMFY_MODULES) \
+                    and not inside:
+                problems.append(f"{name} imports {target} (outside {core})")
+    # cycles: strongly connected components of the pack's own modules (Tarjan)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(t for t in graph[v] if t in local):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                problems.append("import cycle: " + " <-> ".join(sorted(component)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return problems
+
+
+def test_the_core_stands_alone_and_no_module_imports_in_a_circle():
+    """nodes/runware/ (the core) imports nothing of the node layer or ComfyUI, relative or
+    lazy imports included; no cycle anywhere in nodes/, lazy imports included."""
+    assert import_problems(REPO_ROOT, "nodes.runware") == []
+
+
+def test_the_import_check_finds_what_it_looks_for(tmp_path):
+    """The checker above on a small tree with each kind of problem."""
+    def write(name: str, text: str) -> None:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    write("nodes/__init__.py", "")
+    write("nodes/host.py", "def f():\n    from .runware import media\n")
+    write("nodes/runware/__init__.py", "")
+    write("nodes/runware/media.py", "from .. import host\n")  # relative, outside the core
+    write("nodes/runware/a.py", "def g():\n    from . import b\n")  # lazy cycle a <-> b
+    write("nodes/runware/b.py", "from .a import g\n")
+    write("nodes/runware/c.py", "import comfy_api.latest\n")
+    problems = import_problems(tmp_path, "nodes.runware")
+    assert "nodes.runware.media imports nodes.host (outside nodes.runware)" in problems
+    assert "nodes.runware.c imports comfy_api.latest (outside nodes.runware)" in problems
+    assert "import cycle: nodes.runware.a <-> nodes.runware.b" in problems
+    assert "import cycle: nodes.host <-> nodes.runware.media" in problems
+    assert len(problems) == 4, problems
+
+
 def test_requirements_never_list_torch():
     lines = [
         line.split("#")[0].strip().lower()

@@ -17,10 +17,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import KeyFileError, MissingApiKeyError, SettingError, remember_secret
+from .keystore import API_KEY_ENV, KEY_FILE_PLACE, KeyStore, clean_key
 
 DEFAULT_API_URL = "https://api.runware.ai/v1"
 API_URL_ENV = "RUNWARE_API_URL"
-API_KEY_ENV = "RUNWARE_API_KEY"
 JOB_TIMEOUT_ENV = "RUNWARE_JOB_TIMEOUT"
 MAX_DOWNLOAD_MB_ENV = "RUNWARE_MAX_DOWNLOAD_MB"
 CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
@@ -36,10 +36,6 @@ DEFAULT_JOB_TIMEOUT = 20 * 60.0
 DEFAULT_MAX_DOWNLOAD_MB = 4096.0
 DEFAULT_CACHE_MAX_GB = 20.0
 DEFAULT_CACHE_MAX_DAYS = 30.0
-
-KEY_FILE_NAME = "runware_api_key"
-KEY_FILE_WHERE = f"{KEY_FILE_NAME} in ComfyUI's user directory"
-KEY_FILE_PLACE = f"the file {KEY_FILE_WHERE}"
 
 MISSING_KEY_HINT = (
     "Set your Runware API key (create one at https://my.runware.ai/keys) in ComfyUI's "
@@ -203,8 +199,6 @@ class ClientConfig:
     def from_env(cls, key_file: str | os.PathLike[str] | None = None,
                  **overrides: object) -> ClientConfig:
         """Settings from the environment; the key from RUNWARE_API_KEY, else ``key_file``."""
-        from .keystore import KeyStore, clean_key  # keystore imports this module
-
         key, source, key_error = None, None, None
         if "api_key" not in overrides:
             try:

@@ -22,11 +22,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import API_KEY_ENV, KEY_FILE_NAME, KEY_FILE_PLACE, KEY_FILE_WHERE
 from .errors import KeyFileError, remember_secret
 from .files import atomic_write
 
-__all__ = ["KEY_FILE_NAME", "KeyStatus", "KeyStore", "clean_key", "decode_key_file",
+API_KEY_ENV = "RUNWARE_API_KEY"
+KEY_FILE_NAME = "runware_api_key"
+KEY_FILE_WHERE = f"{KEY_FILE_NAME} in ComfyUI's user directory"
+KEY_FILE_PLACE = f"the file {KEY_FILE_WHERE}"
+
+__all__ = ["API_KEY_ENV", "KEY_FILE_NAME", "KeyStatus", "KeyStore", "clean_key", "decode_key_file",
            "is_plausible_key"]
 
 # A key is ~40 characters; anything much larger is not a key file (and /dev/zero or a
