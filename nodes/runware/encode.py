@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -416,58 +416,87 @@ def frames_to_mp4(
     frames, n, h, w, c = _frames_of(images, input_name)
     rate_f = _check_fps(fps, fps_name)
     wave, sample_rate = check_audio(audio, audio_name) if audio is not None else (None, 0)
-    if odd not in ("pad", "crop"):
-        raise ValueError("odd must be 'pad' or 'crop'")
-    eh, ew = h, w
-    if h % 2 or w % 2:
-        if odd == "pad":
-            eh, ew = h + h % 2, w + w % 2
-        else:
-            eh, ew = max(2, h - h % 2), max(2, w - w % 2)
-            if eh > h or ew > w:  # a 1-pixel side cannot be cropped; pad it
-                eh, ew = h + h % 2, w + w % 2
-        log.info("%s: %dx%d has an odd side; H.264 needs even sizes, so the video is %dx%d "
-                 "(%s by one pixel)", input_name, w, h, ew, eh,
-                 "padded" if (eh >= h and ew >= w) else "cropped")
-    rate = Fraction(rate_f).limit_denominator(1001)
+    even_h, even_w = _even_size(h, w, odd, input_name)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    chunk = max(1, min(n, ENCODE_CHUNK_BYTES // (h * w * c * 4)))
-    stage = torch.empty((chunk, eh, ew, 3), dtype=torch.uint8)
-    scratch = torch.empty((chunk, min(h, eh), min(w, ew), c), dtype=torch.float32)
-    ch, cw = min(h, eh), min(w, ew)
     with atomic_path(dest) as tmp, \
             av.open(str(tmp), "w", format="mp4", options=dict(BITEXACT_MUXER)) as out:
-        vstream = add_h264_stream(out, rate, ew, eh)
+        video = add_h264_stream(out, Fraction(rate_f).limit_denominator(1001), even_w, even_h)
         writer = _AudioWriter(out, wave, sample_rate, n / rate_f) if wave is not None \
             else None
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            if isinstance(frames, torch.Tensor):
-                block = frames[start:stop]
-            else:
-                block = torch.stack([frames[i] for i in range(start, stop)])
-            block = block[:, :ch, :cw].detach().cpu()
-            k = stop - start
-            view = stage[:k, :ch, :cw]
-            _to_uint8_rgb(block, input_name, start, out=view, scratch=scratch)
-            if eh > h:
-                stage[:k, h, :cw] = stage[:k, h - 1, :cw]
-            if ew > w:
-                stage[:k, :, w] = stage[:k, :, w - 1]
-            arr = stage.numpy()
-            for j in range(k):
-                frame = encoder_frame(arr[j])
-                frame.pts = start + j
-                for pkt in vstream.encode(frame):
-                    out.mux(pkt)
-            if writer is not None:
-                writer.write_until(stop / rate_f)
-        for pkt in vstream.encode(None):
-            out.mux(pkt)
+        for first, rgb in _rgb_chunks(frames, n, (h, w, c), (even_h, even_w), input_name):
+            _encode_frames(out, video, rgb, first)
+            if writer is not None:  # the audio in step with the video written so far
+                writer.write_until((first + len(rgb)) / rate_f)
+        _encode_frames(out, video, None, n)
         if writer is not None:
             writer.finish()
     return dest
+
+
+def _even_size(h: int, w: int, odd: str, input_name: str) -> tuple[int, int]:
+    """(height, width) H.264 in yuv420p can take: an odd side padded by one pixel, or with
+    ``odd="crop"`` cropped by one (a 1-pixel side is padded anyway); logged."""
+    if odd not in ("pad", "crop"):
+        raise ValueError("odd must be 'pad' or 'crop'")
+    if not (h % 2 or w % 2):
+        return h, w
+    if odd == "pad":
+        eh, ew = h + h % 2, w + w % 2
+    else:
+        eh, ew = max(2, h - h % 2), max(2, w - w % 2)
+        if eh > h or ew > w:  # a 1-pixel side cannot be cropped; pad it
+            eh, ew = h + h % 2, w + w % 2
+    log.info("%s: %dx%d has an odd side; H.264 needs even sizes, so the video is %dx%d "
+             "(%s by one pixel)", input_name, w, h, ew, eh,
+             "padded" if (eh >= h and ew >= w) else "cropped")
+    return eh, ew
+
+
+def _rgb_chunks(
+    frames: Sequence[torch.Tensor] | torch.Tensor, n: int, shape: tuple[int, int, int],
+    even: tuple[int, int], input_name: str,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The frames as uint8 RGB at the even size, a few at a time: (first index, [k,H,W,3]).
+
+    Two buffers are reused for every chunk (a float32 scratch of ``ENCODE_CHUNK_BYTES`` and
+    its uint8 result), so a long batch is never copied whole. A padded row or column
+    repeats the edge. The array yielded is overwritten by the next chunk.
+    """
+    h, w, c = shape
+    eh, ew = even
+    chunk = max(1, min(n, ENCODE_CHUNK_BYTES // (h * w * c * 4)))
+    stage = torch.empty((chunk, eh, ew, 3), dtype=torch.uint8)
+    ch, cw = min(h, eh), min(w, ew)
+    scratch = torch.empty((chunk, ch, cw, c), dtype=torch.float32)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        if isinstance(frames, torch.Tensor):
+            block = frames[start:stop]
+        else:
+            block = torch.stack([frames[i] for i in range(start, stop)])
+        block = block[:, :ch, :cw].detach().cpu()
+        k = stop - start
+        _to_uint8_rgb(block, input_name, start, out=stage[:k, :ch, :cw], scratch=scratch)
+        if eh > h:
+            stage[:k, h, :cw] = stage[:k, h - 1, :cw]
+        if ew > w:
+            stage[:k, :, w] = stage[:k, :, w - 1]
+        yield start, stage.numpy()[:k]
+
+
+def _encode_frames(out: Any, video: Any, rgb: np.ndarray | None, first: int) -> None:
+    """Encode uint8 RGB frames numbered from ``first`` and mux their packets; ``rgb`` None
+    flushes the encoder (the last packets)."""
+    if rgb is None:
+        for pkt in video.encode(None):
+            out.mux(pkt)
+        return
+    for j in range(len(rgb)):
+        frame = encoder_frame(rgb[j])
+        frame.pts = first + j
+        for pkt in video.encode(frame):
+            out.mux(pkt)
 
 
 def encoder_frame(rgb: np.ndarray) -> av.VideoFrame:
