@@ -56,10 +56,6 @@ class Input:
             return (list(self.choices), {"default": self.default, "tooltip": self.tooltip})
         return (self.kind, {"tooltip": self.tooltip})
 
-    @property
-    def is_widget(self) -> bool:
-        return self.kind in WIDGETS
-
 
 def _api(api: str | tuple[str, ...] | None) -> tuple[str, ...]:
     if api is None:

@@ -106,9 +106,11 @@ def node_value(node_id: str, *args, **changes):
 def _request(node_id: str, request_type: type, values: dict):
     import dataclasses
 
+    WIDGETS = pack_module("nodes.inputs").WIDGETS  # noqa: N806
+
     names = {f.name for f in dataclasses.fields(request_type)}
     defaults = {row.name: row.default for row in PACK.NODE_CLASS_MAPPINGS[node_id].INPUTS
-                if row.is_widget and row.name in names}
+                if row.kind in WIDGETS and row.name in names}
     return request_type(**{**defaults, **values})
 
 
@@ -120,6 +122,21 @@ def ovi_request(**values):
 def sync3_request(**values):
     """A Sync3Request: Runware sync-3's widget defaults, changed by ``values``."""
     return _request("RunwareSync3", pack_module("nodes.runware.tasks").Sync3Request, values)
+
+
+def run_task(config, task: dict, cache_dir, *, uploads=(), reuse: bool = False, **kwargs):
+    """A raw ``videoInference`` task (placeholders for ``uploads``) through the production
+    path, ``jobs.run_cached_job``: upload, claim, submit, poll, download, verify, record,
+    with a result cache of its own in ``cache_dir``. Returns the list of JobResults."""
+    import asyncio
+    import uuid as uuidlib
+
+    tasks = pack_module("nodes.runware.tasks")
+    job = tasks.PreparedJob(task["model"], task, list(uploads))
+    cache = pack_module("nodes.runware.cache").ResultCache(
+        Path(cache_dir) / f"cache-{uuidlib.uuid4().hex[:8]}")
+    return asyncio.run(pack_module("nodes.runware.jobs").run_cached_job(
+        job, config=config, cache=cache, reuse=reuse, **kwargs))
 
 
 def flatten(value, prefix=""):

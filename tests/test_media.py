@@ -124,11 +124,6 @@ def test_png_bad_input(bad):
     assert exc.value.parameter == "image"
 
 
-def test_data_uri():
-    uri = encode.image_to_data_uri(torch.rand(1, 4, 4, 3))
-    assert uri.startswith("data:image/png;base64,iVBOR")
-
-
 # -- IMAGE batch (+ AUDIO) -> MP4 --------------------------------------------------------
 
 

@@ -362,12 +362,6 @@ def test_age_limit_evicts(double, fast_config, tmp_path):
     assert accepted(double) == 2
 
 
-def test_clear_removes_results(double, fast_config, store):
-    path = run(ovi_job(), fast_config, store)[0].path
-    store.clear()
-    assert not path.exists()
-
-
 def test_fetch_task_recovers_a_job_without_paying(double, fast_config, store):
     double.job_seconds = 1000
     with pytest.raises(errors.JobTimeoutError) as info:
@@ -408,12 +402,34 @@ def test_same_graph_queued_twice_and_after_restart_makes_no_submission(env, tmp_
     assert env.log == []
 
 
-def test_is_changed_is_stable_and_never_nan():
-    for node_id in ("RunwareOvi", "RunwareSync3"):
-        cls = PACK.NODE_CLASS_MAPPINGS[node_id]
-        first = cls.IS_CHANGED(unique_id="3", prompt="x", seed=1)
-        assert first == cls.IS_CHANGED(unique_id="3", prompt="x", seed=1)
-        assert first == first  # NaN would compare unequal and re-run (and re-pay) forever
+@pytest.mark.parametrize("node_id", ["RunwareOvi", "RunwareSync3", "RunwareFetchResult"])
+def test_is_changed_follows_the_linked_outputs_of_the_running_prompt(node_id, monkeypatch):
+    """IS_CHANGED (ComfyUI calls it with an empty PROMPT) reads the running prompt from
+    the queue: the same links give the same value (an unchanged re-queue is not run, not
+    paid), a newly linked IMAGE or AUDIO output gives another (the node runs again and
+    decodes it from the cached file)."""
+    import sys
+    import types
+
+    prompt = {"3": {"class_type": node_id, "inputs": {"seed": 1}},
+              "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0]}}}
+    queue = types.SimpleNamespace(currently_running={7: (0, "prompt-id", prompt, {}, [])})
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(
+        instance=types.SimpleNamespace(prompt_queue=queue))
+    monkeypatch.setitem(sys.modules, "server", server)
+    is_changed = PACK.NODE_CLASS_MAPPINGS[node_id].IS_CHANGED
+    only_video = is_changed(unique_id="3", seed=1)
+    assert isinstance(only_video, str) and only_video == is_changed(unique_id="3", seed=1)
+    prompt["5"] = {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}}
+    with_images = is_changed(unique_id="3", seed=1)
+    assert with_images != only_video
+    prompt["6"] = {"class_type": "SaveAudio", "inputs": {"audio": ["3", 2]}}
+    assert is_changed(unique_id="3", seed=1) not in (only_video, with_images)
+    del prompt["5"], prompt["6"]
+    assert is_changed(unique_id="3", seed=1) == only_video
+    queue.currently_running = {}  # nothing running: cannot tell, decode everything
+    assert is_changed(unique_id="3", seed=1) == is_changed(unique_id="3", seed=1) != only_video
 
 
 def test_interrupt_becomes_comfyuis_own_interrupted_state(env, monkeypatch):
@@ -587,8 +603,7 @@ def test_upload_memory_is_shared_by_concurrent_writers_and_kept_per_endpoint(tmp
         "https://api.runware.ai:443", "ka") is None
 
 
-def test_older_takes_stay_cache_entries_and_clear_removes_everything(double, fast_config,
-                                                                   store):
+def test_older_takes_stay_cache_entries(double, fast_config, store):
     first = run(ovi_job(), fast_config, store)[0]
     second = run(ovi_job(), fast_config, store, reuse=False)[0]
     assert first.path != second.path and first.path.exists()
@@ -597,8 +612,6 @@ def test_older_takes_stay_cache_entries_and_clear_removes_everything(double, fas
     older = store.find_task(endpoint(fast_config), first.result.task_uuid)
     assert older is not None and store.is_intact(older.results[0])
     assert run(ovi_job(), fast_config, store)[0].path == second.path  # the newest take
-    store.clear()
-    assert not any(store.results_dir.iterdir())
 
 
 def test_hashing_a_big_input_can_be_cancelled(tmp_path):

@@ -116,7 +116,7 @@ def _old_layout(root: Path, double, fast_config, tmp_path) -> dict:
     async def make():
         async with client_mod.RunwareClient(fast_config) as client:
             done_task = dict(entry_job.task)
-            results = await client.run_video(done_task)
+            results = await client.poll_video(await client.submit_video(done_task))
             path = await client.download(results[0].url,
                                          root / "results" / f"{done_task['taskUUID']}-0.mp4")
             running = dict(journal_job.task)

@@ -61,8 +61,7 @@ DEFAULT_MAX_AGE = 30 * 24 * 3600.0
 RECENT_SECONDS = 600.0  # never evict a result used this recently
 PART_SECONDS = 24 * 3600.0  # leftover .part files of a killed download are swept after this
 
-CachedResult = ResultRecord  # the name 0.1 code used
-__all__ = ["CacheEntry", "CachedResult", "JobRecord", "ResultCache", "ResultRecord",
+__all__ = ["CacheEntry", "JobRecord", "ResultCache", "ResultRecord",
            "StoreError", "api_endpoint", "pin_file", "request_fingerprint"]
 
 _INTACT: dict[tuple[str, int, int], str] = {}
@@ -188,10 +187,6 @@ class ResultCache:
         self.store = Store(self.root / STORE_NAME, legacy_root=self.root,
                            legacy_endpoint=legacy_endpoint)
         self.uploads = UploadCache(self.store)
-
-    @classmethod
-    def from_env(cls, default_root: Path) -> ResultCache:
-        return cls(**cache_settings_from_env(default_root))
 
     # -- paths -------------------------------------------------------------------------
 
@@ -375,10 +370,6 @@ class ResultCache:
                     path.unlink()
             except OSError:
                 pass
-
-    def clear(self) -> None:
-        """Forget every finished result and delete its files (pending jobs are kept)."""
-        self._delete(self.store.clear_results())
 
     # -- one run per request ---------------------------------------------------------
 

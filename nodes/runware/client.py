@@ -24,7 +24,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -556,15 +556,6 @@ class RunwareClient:
             await self.sleep(self._retry_delay(1, None if raw is None else raw.retry_after),
                              task_uuid)
         return None
-
-    async def run_video(
-        self, task: dict[str, Any], *, timeout: float | None = None
-    ) -> list[VideoResult]:
-        """Submit then poll one task: the whole paid job, exactly once."""
-        task_uuid = await self.submit_video(task)
-        return await self.poll_video(
-            task_uuid, number_results=int(task.get("numberResults") or 1), timeout=timeout
-        )
 
     # -- downloads -------------------------------------------------------------------
     #
@@ -1232,6 +1223,3 @@ async def _stream_file_b64(
             yield base64.b64encode(chunk)
     yield suffix
 
-
-def tasks_of(items: Iterable[dict[str, Any]], task_type: str) -> list[dict[str, Any]]:
-    return [i for i in items if i.get("taskType") == task_type]

@@ -9,7 +9,6 @@ reused buffers: a long batch is never copied whole.
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 from collections.abc import Iterator, Sequence
@@ -196,14 +195,6 @@ def image_to_png(
     buf = io.BytesIO()
     pil.save(buf, format="PNG", compress_level=4)
     return buf.getvalue()
-
-
-def image_to_data_uri(
-    image: torch.Tensor, *, input_name: str = "image", frame: int | None = None
-) -> str:
-    """One IMAGE frame -> ``data:image/png;base64,...`` for inline use in a task."""
-    png = image_to_png(image, input_name=input_name, frame=frame)
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 # -- AUDIO checks and files -----------------------------------------------------------

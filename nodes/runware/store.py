@@ -845,16 +845,6 @@ class Store:
 
         return self._run(tx, write=True)
 
-    def clear_results(self) -> list[ResultRecord]:
-        """Forget every result and cache entry; returns the forgotten results."""
-        def tx(conn: sqlite3.Connection) -> list[ResultRecord]:
-            rows = conn.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM results").fetchall()
-            conn.execute("DELETE FROM results")
-            conn.execute("DELETE FROM entries")
-            return [r for r in map(_result_from_row, rows) if r is not None]
-
-        return self._run(tx, write=True)
-
     # -- upload memory ---------------------------------------------------------------------
 
     def upload_get(self, endpoint: str, key: str, max_age: float) -> str | None:
