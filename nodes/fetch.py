@@ -6,15 +6,11 @@ import uuid
 from typing import Any
 
 from . import host
-from .inputs import CATEGORY, HIDDEN, Inputs, combo_input, string_input
+from .inputs import HIDDEN, Inputs, combo_input, string_input
 from .run import (
-    MODEL_OUTPUT_IS_LIST,
-    MODEL_OUTPUT_NAMES,
-    MODEL_OUTPUT_TOOLTIPS,
-    MODEL_OUTPUTS,
+    ModelNode,
     StatusText,
     client_config,
-    is_changed,
     model_outputs,
     preview_ui,
     result_cache,
@@ -57,26 +53,18 @@ def normalize_task_uuid(text: object) -> str:
     return str(uuid.UUID(hex=compact))
 
 
-class RunwareFetchResult:
+class RunwareFetchResult(ModelNode):
     DESCRIPTION = (
         "Recovers a Runware Ovi or sync-3 job by its taskUUID (from a node's info output, "
         "an error message or the log) without paying again: it only waits for the job and "
         "downloads its results, or reuses them from the on-disk cache."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "fetch"
-    RETURN_TYPES = MODEL_OUTPUTS
-    RETURN_NAMES = MODEL_OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
-    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
-
     INPUTS = INPUTS
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
         return INPUTS.input_types()
-
-    IS_CHANGED = classmethod(is_changed)
 
     async def fetch(self, *args: Any, unique_id: str | None = None,
                     graph: dict | None = None, **inputs: Any) -> dict[str, Any]:

@@ -19,11 +19,7 @@ from .inputs import (
     string_input,
 )
 from .run import (
-    MODEL_OUTPUT_IS_LIST,
-    MODEL_OUTPUT_NAMES,
-    MODEL_OUTPUT_TOOLTIPS,
-    MODEL_OUTPUTS,
-    is_changed,
+    ModelNode,
     run_job,
 )
 from .runware.encode import image_to_png
@@ -76,7 +72,7 @@ def ovi_request(values: dict[str, Any]) -> OviRequest:
     return OviRequest(**fields, image_png=image_png)
 
 
-class RunwareOvi:
+class RunwareOvi(ModelNode):
     DESCRIPTION = (
         "Runware Ovi (runware:190@1): turns a prompt, optionally with a first-frame image, "
         "into a 5 second video with a synchronized audio track (speech, effects, music) in "
@@ -86,13 +82,7 @@ class RunwareOvi:
         "Runware job: keep control_after_generate on 'fixed' so an unchanged re-queue does "
         "not pay again. Needs RUNWARE_API_KEY."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "generate"
-    RETURN_TYPES = MODEL_OUTPUTS
-    RETURN_NAMES = MODEL_OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
-    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
-    IS_CHANGED = classmethod(is_changed)
     INPUTS = INPUTS
 
     @classmethod

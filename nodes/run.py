@@ -15,6 +15,7 @@ from typing import Any
 
 from . import host
 from .graph import linked_outputs, running_outputs_fingerprint
+from .inputs import CATEGORY
 from .runware.cache import ResultCache, cache_settings_from_env, pin_file
 from .runware.client import Progress
 from .runware.config import ClientConfig
@@ -110,14 +111,23 @@ def client_config() -> ClientConfig:
     return ClientConfig.from_env(key_file=key_file())
 
 
-def is_changed(cls: type, unique_id: str | None = None, **_inputs: Any) -> str:
-    """IS_CHANGED for the model nodes: stable (never NaN or time-based).
+class ModelNode:
+    """What the nodes that hand out Runware results share (Ovi, sync-3, Fetch Result):
+    the five list outputs and IS_CHANGED."""
 
-    ComfyUI already re-runs a node when its inputs change. What inputs cannot show is
-    which outputs are connected: IMAGE/AUDIO are only decoded when linked, so a newly
-    linked output must re-run the node (which then reuses the cached file, no charge).
-    """
-    return running_outputs_fingerprint(unique_id, len(MODEL_OUTPUTS))
+    CATEGORY = CATEGORY
+    RETURN_TYPES = MODEL_OUTPUTS
+    RETURN_NAMES = MODEL_OUTPUT_NAMES
+    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
+    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
+
+    @classmethod
+    def IS_CHANGED(cls, unique_id: str | None = None, **_inputs: Any) -> str:  # noqa: N802
+        """Stable (never NaN or time-based). ComfyUI already re-runs a node when its inputs
+        change. What inputs cannot show is which outputs are connected: IMAGE/AUDIO are only
+        decoded when linked, so a newly linked output must re-run the node (which then
+        reuses the cached file, no charge)."""
+        return running_outputs_fingerprint(unique_id, len(MODEL_OUTPUTS))
 
 
 _CACHES: dict[str, ResultCache] = {}

@@ -21,11 +21,7 @@ from .inputs import (
     string_input,
 )
 from .run import (
-    MODEL_OUTPUT_IS_LIST,
-    MODEL_OUTPUT_NAMES,
-    MODEL_OUTPUT_TOOLTIPS,
-    MODEL_OUTPUTS,
-    is_changed,
+    ModelNode,
     run_job,
 )
 from .runware.encode import audio_seconds, audio_upload_file
@@ -92,7 +88,7 @@ INPUTS = Inputs(
 )
 
 
-class RunwareSync3:
+class RunwareSync3(ModelNode):
     DESCRIPTION = (
         "Runware sync-3 (sync:lipsync@3): lip-syncs the people in a video to a new voice "
         "while keeping the speaker's style. Video: connect video (a VIDEO, e.g. from Load "
@@ -100,13 +96,7 @@ class RunwareSync3:
         "(text-to-speech) or segments (timed audio pieces). Each run is a paid Runware job. "
         "Needs RUNWARE_API_KEY."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "lipsync"
-    RETURN_TYPES = MODEL_OUTPUTS
-    RETURN_NAMES = MODEL_OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
-    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
-    IS_CHANGED = classmethod(is_changed)
     INPUTS = INPUTS
 
     @classmethod

@@ -143,7 +143,7 @@ def _encode_frames(video: Any, work_dir: Path, input_name: str) -> Path:
     """A VIDEO only its frames show (in memory, trimmed, cropped) -> one H.264 MP4."""
     work_dir.mkdir(parents=True, exist_ok=True)
     components = video.get_components()
-    images = getattr(components, "images", None)
+    images: Any = getattr(components, "images", None)  # checked by frames_to_mp4
     frame_rate = getattr(components, "frame_rate", None)
     log.info("%s: encoding the video's frames to MP4", input_name)
     return frames_to_mp4(images, float(frame_rate) if frame_rate else 0.0,

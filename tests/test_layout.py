@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -270,7 +271,7 @@ if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
   ln -s "{stubs}/python" "$3/bin/python"
 fi
 """)
-    for tool in ("ruff", "node", "pytest"):
+    for tool in ("ruff", "mypy", "node", "pytest"):
         _stub(stubs / tool, f'echo "{tool}" "$@" "COMFY_CLI=$COMFY_CLI" >> {log}\n')
     shutil.copy2(stubs / "python", tmp_path / "python3.11")
     out = subprocess.run(["bash", str(repo / script)], capture_output=True, text=True,
@@ -285,6 +286,8 @@ fi
         "python3.11 -m venv .venv-comfycli",
         ".venv-comfycli/bin/python -m pip install --quiet comfy-cli",
         "ruff check . COMFY_CLI=repo/.venv-comfycli/bin/comfy",
+        "mypy nodes/runware COMFY_CLI=repo/.venv-comfycli/bin/comfy",
+        "mypy nodes COMFY_CLI=repo/.venv-comfycli/bin/comfy",
         "node --test tests/js/ COMFY_CLI=repo/.venv-comfycli/bin/comfy",
         "pytest COMFY_CLI=repo/.venv-comfycli/bin/comfy",
     ]
@@ -312,6 +315,36 @@ def test_every_node_has_a_help_page_naming_its_inputs_and_their_api_fields():
             for field in row.api:
                 assert any(f"`{field}`" in line or f"`{field}." in line for line in named), \
                     f"{node_id}.md: no line names both {row.name} and its API field {field}"
+
+
+def readme_layout() -> dict[str, set[str]]:
+    """The README's Layout block: folder (as indented there) -> the .py files it names."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("\nLayout:\n\n```\n", 1)[1].split("```", 1)[0]
+    named: dict[str, set[str]] = {}
+    folders: list[str] = []  # the folder at each indent level
+    for line in block.splitlines():
+        if not line.strip() or line.startswith("   " * 7):  # a description's continuation
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        head = line.split()[0]
+        del folders[depth:]
+        here = "/".join(folders)
+        for token in re.findall(r"[\w.]+\.py", line):
+            named.setdefault(here, set()).add(token)
+        if head.endswith("/"):
+            folders.append(head.rstrip("/"))
+    return named
+
+
+def test_the_readme_layout_names_every_module_where_it_is():
+    """README.md's Layout matches the tree: every module of nodes/ (the double's insides
+    aside) is named under its folder, and every module named there exists."""
+    named = readme_layout()
+    for folder in ("nodes", "nodes/runware"):
+        on_disk = {p.name for p in (REPO_ROOT / folder).glob("*.py") if p.name != "__init__.py"}
+        assert named.get(folder, set()) == on_disk, folder
+    assert (REPO_ROOT / "nodes" / "runware" / "double").is_dir()
 
 
 def test_requirements_txt_and_pyproject_agree():

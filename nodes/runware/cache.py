@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def content_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str, str]) -> str:
+def content_fingerprint(model: str, task: Mapping[str, Any], media_hashes: dict[str, str]) -> str:
     """sha256 over the model, the task without its taskUUID, and the inputs' content (the
     0.1 fingerprint: endpoint-free)."""
     canonical = {k: v for k, v in task.items() if k != "taskUUID"}
@@ -79,7 +79,7 @@ def content_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def request_fingerprint(endpoint: str, model: str, task: dict[str, Any],
+def request_fingerprint(endpoint: str, model: str, task: Mapping[str, Any],
                         media_hashes: dict[str, str]) -> str:
     """The request's identity at one API endpoint.
 

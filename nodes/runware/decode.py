@@ -320,7 +320,7 @@ class _AudioSink:
                 self.buf = grown
             for c, plane in enumerate(out.planes[:self.channels]):
                 self.buf[c, self.count:self.count + n] = np.frombuffer(
-                    plane, dtype=np.float32, count=n)
+                    memoryview(plane), dtype=np.float32, count=n)
             self.count += n
 
     @property

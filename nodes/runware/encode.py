@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -336,7 +336,7 @@ def downmix_to_stereo(wave: torch.Tensor, names: Sequence[str] | None = None) ->
     return mixed.contiguous()
 
 
-def audio_to_file(audio: dict, dest: Path, *, input_name: str = "audio") -> Path:
+def audio_to_file(audio: Mapping[str, Any], dest: Path, *, input_name: str = "audio") -> Path:
     """AUDIO -> a lossless file at its own rate and channel count.
 
     ``dest`` ending in ``.flac``: FLAC, 24-bit (exact for 16/24-bit sources; samples beyond
@@ -377,7 +377,7 @@ def audio_to_file(audio: dict, dest: Path, *, input_name: str = "audio") -> Path
     return dest
 
 
-def audio_upload_file(audio: dict, work_dir: Path, *, input_name: str = "audio",
+def audio_upload_file(audio: Mapping[str, Any], work_dir: Path, *, input_name: str = "audio",
                       name: str = "audio") -> tuple[Path, str]:
     """AUDIO -> (FLAC file in ``work_dir``, mime) ready for ``mediaStorage``."""
     path = audio_to_file(audio, Path(work_dir) / f"{name}.flac", input_name=input_name)
@@ -513,12 +513,14 @@ def encoder_frame(rgb: np.ndarray) -> av.VideoFrame:
     frame = av.VideoFrame(w, h, "yuv420p")
     for plane, data in zip(frame.planes, planes, strict=True):
         rows, width = data.shape
+        padded: np.ndarray = data
         if plane.line_size != width:
-            data = np.pad(data, ((0, 0), (0, plane.line_size - width)), mode="edge")
+            padded = np.pad(padded, ((0, 0), (0, plane.line_size - width)), mode="edge")
         if plane.buffer_size != rows * plane.line_size:  # rows of padding below, too
             extra = plane.buffer_size // plane.line_size - rows
-            data = np.pad(data, ((0, extra), (0, 0)), mode="edge")
-        plane.update(np.ascontiguousarray(data))
+            padded = np.pad(padded, ((0, extra), (0, 0)), mode="edge")
+        # any buffer will do (read with the buffer protocol, no copy); the stub says bytes
+        plane.update(np.ascontiguousarray(padded))  # type: ignore[arg-type]
     return frame
 
 
@@ -555,9 +557,9 @@ class _AudioWriter:
             if out_rate != rate else None
 
     def _encode(self, frame: av.AudioFrame | None) -> None:
-        frames = [frame]
+        frames: list[av.AudioFrame | None] = [frame]
         if self.resampler is not None:
-            frames = self.resampler.resample(frame)
+            frames = list(self.resampler.resample(frame))
             if frame is None:
                 frames = [*frames, None]
         for f in frames:

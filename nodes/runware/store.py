@@ -36,6 +36,7 @@ import os
 import platform
 import re
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -1075,7 +1076,7 @@ def _legacy_journal(data: dict, fallback: str) -> tuple[JobRecord, list[ResultRe
     return job, [], "journal"
 
 
-try:
+if sys.platform != "win32":
     import fcntl
 
     def lock_fd(fd: int) -> None:
@@ -1084,7 +1085,7 @@ try:
     def unlock_fd(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
-except ImportError:  # Windows
+else:  # Windows
     import msvcrt
 
     def lock_fd(fd: int) -> None:

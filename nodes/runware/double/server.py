@@ -386,7 +386,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            if parsed is not None:
+            if isinstance(parsed, tuple):
                 start, end = parsed
                 status = 206
         length = max(0, end - start + 1)
