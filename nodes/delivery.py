@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .inputs import CATEGORY, DELIVERY_TYPE, Inputs, int_input, string_input
+from .inputs import DELIVERY_TYPE, Inputs, TableNode, int_input, string_input
 from .runware.options import DeliveryOptions, delivery_options
 
 INPUTS = Inputs(
@@ -19,7 +19,7 @@ INPUTS = Inputs(
 )
 
 
-class RunwareDelivery:
+class RunwareDelivery(TableNode):
     """Where Runware also sends the result, and for how long its URL lives."""
 
     DESCRIPTION = (
@@ -27,16 +27,11 @@ class RunwareDelivery:
         "to, an upload endpoint (e.g. a presigned S3 URL) Runware PUTs the file to, and "
         "how long the result URL stays valid. The nodes still download every result."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (DELIVERY_TYPE,)
     RETURN_NAMES = ("delivery",)
     OUTPUT_TOOLTIPS = ("Connect to the delivery input of a Runware model node.",)
     INPUTS = INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return INPUTS.input_types()
 
     def build(self, *args: Any, **inputs: Any) -> tuple[DeliveryOptions]:
         return (delivery_options(**INPUTS.values(inputs, args)),)

@@ -62,10 +62,6 @@ class RunwareFetchResult(ModelNode):
     FUNCTION = "fetch"
     INPUTS = INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return INPUTS.input_types()
-
     async def fetch(self, *args: Any, unique_id: str | None = None,
                     graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
         values = INPUTS.values(inputs, args)

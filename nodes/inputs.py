@@ -154,6 +154,18 @@ class Inputs:
 # -- what every node, and both model nodes, share ------------------------------------------
 
 CATEGORY = "Runware"
+
+
+class TableNode:
+    """A node whose inputs are its ``INPUTS`` table: ComfyUI's INPUT_TYPES is derived."""
+
+    CATEGORY = CATEGORY
+    INPUTS: Inputs
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI's name
+        return cls.INPUTS.input_types()
+
 DELIVERY_TYPE = "RUNWARE_DELIVERY"
 # ComfyUI hands these to the node function: its id in the graph and the running prompt.
 HIDDEN = {"unique_id": "UNIQUE_ID", "graph": "PROMPT"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .inputs import (
-    CATEGORY,
     DELIVERY_INPUT,
     HIDDEN,
     REUSE_INPUT,
     Inputs,
+    TableNode,
     bool_input,
     combo_input,
     float_input,
@@ -85,10 +85,6 @@ class RunwareOvi(ModelNode):
     FUNCTION = "generate"
     INPUTS = INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return INPUTS.input_types()
-
     async def generate(self, *args: Any, unique_id: str | None = None,
                        graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
         values = INPUTS.values(inputs, args)
@@ -112,22 +108,17 @@ PROMPT_INPUTS = Inputs(
 )
 
 
-class RunwareOviPrompt:
+class RunwareOviPrompt(TableNode):
     DESCRIPTION = (
         "Builds a correctly tagged Ovi prompt: the scene, then each line of speech wrapped "
         "in <S>...<E>, then the sound description in <AUDCAP>...<ENDAUDCAP> or, in Ovi's "
         "newer format, on a last line starting with 'Audio:'."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("prompt",)
     OUTPUT_TOOLTIPS = ("The tagged prompt, for Runware Ovi's prompt input.",)
     INPUTS = PROMPT_INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return PROMPT_INPUTS.input_types()
 
     def build(self, *args: Any, **inputs: Any) -> tuple[str]:
         v = PROMPT_INPUTS.values(inputs, args)
@@ -156,21 +147,16 @@ ACCELERATOR_INPUTS = Inputs(
 )
 
 
-class RunwareAccelerator:
+class RunwareAccelerator(TableNode):
     DESCRIPTION = (
         "Speed-ups for Runware Ovi (acceleratorOptions): TeaCache, and caching between a "
         "start and an end step given in steps or in percent of the steps."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (ACCELERATOR_TYPE,)
     RETURN_NAMES = ("accelerator",)
     OUTPUT_TOOLTIPS = ("Connect to the accelerator input of Runware Ovi.",)
     INPUTS = ACCELERATOR_INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return ACCELERATOR_INPUTS.input_types()
 
     def build(self, *args: Any, **inputs: Any) -> tuple[AcceleratorOptions]:
         return (accelerator_options(**ACCELERATOR_INPUTS.values(inputs, args)),)

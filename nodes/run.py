@@ -15,7 +15,7 @@ from typing import Any
 
 from . import host
 from .graph import linked_outputs, running_outputs_fingerprint
-from .inputs import CATEGORY
+from .inputs import TableNode
 from .runware.cache import ResultCache, cache_settings_from_env, pin_file
 from .runware.client import Progress
 from .runware.config import ClientConfig
@@ -111,11 +111,10 @@ def client_config() -> ClientConfig:
     return ClientConfig.from_env(key_file=key_file())
 
 
-class ModelNode:
+class ModelNode(TableNode):
     """What the nodes that hand out Runware results share (Ovi, sync-3, Fetch Result):
     the five list outputs and IS_CHANGED."""
 
-    CATEGORY = CATEGORY
     RETURN_TYPES = MODEL_OUTPUTS
     RETURN_NAMES = MODEL_OUTPUT_NAMES
     OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS

@@ -8,11 +8,11 @@ from typing import Any
 
 from . import host
 from .inputs import (
-    CATEGORY,
     DELIVERY_INPUT,
     HIDDEN,
     REUSE_INPUT,
     Inputs,
+    TableNode,
     combo_input,
     float_input,
     int_input,
@@ -99,10 +99,6 @@ class RunwareSync3(ModelNode):
     FUNCTION = "lipsync"
     INPUTS = INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return INPUTS.input_types()
-
     async def lipsync(self, *args: Any, unique_id: str | None = None,
                       graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
         v = INPUTS.values(inputs, args)
@@ -176,22 +172,17 @@ SEGMENT_INPUTS = Inputs(
 )
 
 
-class RunwareSync3Segment:
+class RunwareSync3Segment(TableNode):
     DESCRIPTION = (
         "One timed piece of audio for Runware sync-3: the audio is lip-synced between "
         "start_time and end_time of the video. Chain several through the segments input."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (SEGMENTS_TYPE,)
     RETURN_NAMES = ("segments",)
     OUTPUT_TOOLTIPS = ("The segments so far; connect to sync-3's segments or to another "
                        "Segment node.",)
     INPUTS = SEGMENT_INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return SEGMENT_INPUTS.input_types()
 
     def build(self, *args: Any, **inputs: Any) -> tuple[list[SegmentValue]]:
         v = SEGMENT_INPUTS.values(inputs, args)
@@ -221,21 +212,16 @@ SPEAKER_INPUTS = Inputs(
 )
 
 
-class RunwareSync3Speaker:
+class RunwareSync3Speaker(TableNode):
     DESCRIPTION = (
         "Which face Runware sync-3 should lip-sync in a multi-person clip: auto-detect the "
         "active speaker, a point on the face in one frame, or a box per frame."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (SPEAKER_TYPE,)
     RETURN_NAMES = ("speaker",)
     OUTPUT_TOOLTIPS = ("Connect to sync-3's speaker input.",)
     INPUTS = SPEAKER_INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return SPEAKER_INPUTS.input_types()
 
     def build(self, *args: Any, **inputs: Any) -> tuple[SpeakerOptions]:
         return (speaker_options(**SPEAKER_INPUTS.values(inputs, args)),)
@@ -251,18 +237,13 @@ TTS_INPUTS = Inputs(
 )
 
 
-class RunwareSync3TTS:
+class RunwareSync3TTS(TableNode):
     DESCRIPTION = "Text-to-speech settings for Runware sync-3's speech_text (settings.tts)."
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (TTS_TYPE,)
     RETURN_NAMES = ("tts",)
     OUTPUT_TOOLTIPS = ("Connect to sync-3's tts input.",)
     INPUTS = TTS_INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return TTS_INPUTS.input_types()
 
     def build(self, *args: Any, **inputs: Any) -> tuple[TTSOptions]:
         return (tts_options(**TTS_INPUTS.values(inputs, args)),)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .inputs import CATEGORY, Inputs, int_input, socket_input
+from .inputs import Inputs, TableNode, int_input, socket_input
 from .runware import decode
 from .runware.media import MediaInputError, is_audio
 from .video_io import file_of
@@ -29,14 +29,13 @@ INPUTS = Inputs(
 )
 
 
-class RunwareVideoFrames:
+class RunwareVideoFrames(TableNode):
     DESCRIPTION = (
         "Splits any VIDEO (a Runware result, Load Video, ...) into IMAGE frames, its AUDIO "
         "track and its fps, with the pack's lean decoder: about 1.1x the frames' own size in "
         "memory, against ~3x for Get Video Components. frame_cap, every_nth and max_size keep "
         "long or large videos within memory; it refuses, before decoding, what would not fit."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "split"
     RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "INT")
     RETURN_NAMES = ("images", "audio", "fps", "frame_count")
@@ -48,10 +47,6 @@ class RunwareVideoFrames:
     )
 
     INPUTS = INPUTS
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802 - ComfyUI's name
-        return INPUTS.input_types()
 
     def split(self, *args: Any, **inputs: Any) -> tuple[torch.Tensor, dict, float, int]:
         values = INPUTS.values(inputs, args)
