@@ -11,7 +11,7 @@ import torch
 
 from .inputs import Inputs, TableNode, int_input, socket_input
 from .runware import decode
-from .runware.media import MediaInputError, is_audio
+from .runware.media import MediaError, is_audio
 from .video_io import file_of
 
 LIMITS = ("Lower frame_cap, raise every_nth, or set max_size (the long side in pixels) on "
@@ -57,13 +57,13 @@ class RunwareVideoFrames(TableNode):
         cap = int(frame_cap) if frame_cap and frame_cap > 0 else None
         side = int(max_size) if max_size and max_size > 0 else None
         if video is None:
-            raise MediaInputError("video is not connected", parameter="video",
+            raise MediaError("video is not connected", parameter="video",
                              hint="Connect a VIDEO (e.g. a Runware node's video output).")
         source = file_of(video)
         if source is not None:
             return _from_file(source, cap, every_nth, side)
         if not hasattr(video, "get_components"):
-            raise MediaInputError(f"video must be a VIDEO, got {type(video).__name__}",
+            raise MediaError(f"video must be a VIDEO, got {type(video).__name__}",
                              parameter="video", hint="Connect a VIDEO output to video.")
         return _from_components(video.get_components(), cap, every_nth, side)
 

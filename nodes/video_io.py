@@ -23,7 +23,7 @@ from . import host
 from .runware.decode import check_frames_fit, decode_video, probe_video
 from .runware.encode import frames_to_mp4
 from .runware.logs import get_logger
-from .runware.media import VIDEO_MIME, MediaInputError
+from .runware.media import VIDEO_MIME, MediaError
 from .runware.tasks import VideoFacts
 from .runware.video_input import file_upload_source
 
@@ -126,13 +126,13 @@ def video_upload_source(
     user sees) are encoded once with ``frames_to_mp4``.
     """
     if video is None:
-        raise MediaInputError(f"{input_name} is not connected", parameter=input_name,
+        raise MediaError(f"{input_name} is not connected", parameter=input_name,
                               hint=f"Connect a VIDEO (e.g. Load Video) to {input_name}.")
     source = file_of(video)
     if source is not None:
         return file_upload_source(source, Path(work_dir), input_name=input_name)
     if not hasattr(video, "get_components"):
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} must be a VIDEO, got {type(video).__name__}",
             parameter=input_name, hint=f"Connect a VIDEO output to {input_name}.",
         )

@@ -191,13 +191,13 @@ def test_fetch_result_cancel_is_comfyuis_interrupt(env, comfy, monkeypatch):
     assert accepted(env) == 1
 
 
-def test_decode_failure_is_still_a_media_error(env, comfy, monkeypatch):
+def test_decode_failure_is_still_a_result_decode_error(env, comfy, monkeypatch):
     """The explicit interrupt handling does not turn real decode errors into interrupts."""
     def broken(*_a, **_k):
         raise ValueError("bad file")
 
     monkeypatch.setattr(common, "result_outputs", broken)
-    with pytest.raises(media.MediaError, match="paid file is kept"):
+    with pytest.raises(media.ResultDecodeError, match="paid file is kept"):
         generate()
 
 

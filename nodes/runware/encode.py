@@ -23,7 +23,7 @@ from PIL import Image
 
 from .files import atomic_path
 from .logs import get_logger
-from .media import DEFAULT_LAYOUTS, MediaInputError, audio_layout, is_audio
+from .media import DEFAULT_LAYOUTS, MediaError, audio_layout, is_audio
 
 log = get_logger()
 
@@ -55,12 +55,12 @@ def _check_fps(fps: Any, input_name: str = "fps") -> float:
     try:
         value = float(fps)
     except (TypeError, ValueError):
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} must be a number, got {fps!r}", parameter=input_name,
             hint=f"Set {input_name} to the frame rate, e.g. 24.",
         ) from None
     if not math.isfinite(value) or value <= 0 or value > MAX_FPS:
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} must be above 0 and at most {MAX_FPS:g}, got {value:g}",
             parameter=input_name, hint=f"Set {input_name} to the frame rate, e.g. 24 or 30.",
         )
@@ -70,20 +70,20 @@ def _check_fps(fps: Any, input_name: str = "fps") -> float:
 def _as_image_tensor(images: Any, input_name: str) -> torch.Tensor:
     """An IMAGE (or a single [H,W,C] frame) -> [B,H,W,C] tensor, checked."""
     if not isinstance(images, torch.Tensor):
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} must be an IMAGE tensor, got {type(images).__name__}",
             parameter=input_name, hint=f"Connect an IMAGE output to {input_name}.",
         )
     if images.ndim == 3:
         images = images.unsqueeze(0)
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} must be an IMAGE [batch, height, width, channels] with 1, 3 or 4 "
             f"channels, got shape {tuple(images.shape)}",
             parameter=input_name, hint="Connect an IMAGE (not a MASK or LATENT).",
         )
     if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} is empty (shape {tuple(images.shape)})", parameter=input_name,
             hint=f"Connect an IMAGE with at least one frame to {input_name}.",
         )
@@ -95,13 +95,13 @@ def _frames_of(images: Any, input_name: str) -> tuple[Sequence[torch.Tensor] | t
     """A batch tensor or a list of frames -> (indexable frames, N, H, W, C), sizes checked."""
     if isinstance(images, (list, tuple)):
         if not images:
-            raise MediaInputError(f"{input_name} is empty", parameter=input_name,
+            raise MediaError(f"{input_name} is empty", parameter=input_name,
                              hint=f"Connect an IMAGE batch with frames to {input_name}.")
         frames = [_as_image_tensor(f, input_name) for f in images]
         first = frames[0].shape[1:]
         for k, f in enumerate(frames):
             if f.shape[1:] != first:
-                raise MediaInputError(
+                raise MediaError(
                     f"{input_name}: frame {k} is {f.shape[2]}x{f.shape[1]} but frame 0 is "
                     f"{first[1]}x{first[0]}; all frames of a video must have one size",
                     parameter=input_name, hint="Resize the frames to one size first.",
@@ -130,7 +130,7 @@ def _to_uint8_rgb(block: torch.Tensor, input_name: str, first_index: int,
         # a NaN anywhere makes the sum NaN: one read pass, no mask allocated
         if math.isnan(float(src.sum())):
             bad = int(torch.isnan(src).flatten(1).any(1).nonzero()[0]) + first_index
-            raise MediaInputError(
+            raise MediaError(
                 f"{input_name} contains NaN values (first in frame {bad})",
                 parameter=input_name,
                 hint="The upstream node produced invalid pixels; check its settings.",
@@ -160,14 +160,14 @@ def image_to_png(
     count = images.shape[0]
     if frame is None:
         if count > 1:
-            raise MediaInputError(
+            raise MediaError(
                 f"{input_name} is a batch of {count} images but this input takes one",
                 parameter=input_name,
                 hint="Pick one image first (e.g. with an 'Image From Batch' node).",
             )
         frame = 0
     if not -count <= frame < count:
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name}: frame {frame} does not exist (the batch has {count})",
             parameter=input_name, hint=f"Choose a frame between 0 and {count - 1}.",
         )
@@ -176,7 +176,7 @@ def image_to_png(
         one = one.float()
     if one.is_floating_point():
         if torch.isnan(one).any():
-            raise MediaInputError(f"{input_name} contains NaN values", parameter=input_name,
+            raise MediaError(f"{input_name} contains NaN values", parameter=input_name,
                              hint="The upstream node produced invalid pixels.")
         arr = one.float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).numpy()
     else:
@@ -206,7 +206,7 @@ def check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
     More than two channels are mixed down to stereo (see :func:`downmix_to_stereo`).
     """
     if not is_audio(audio):
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name} must be an AUDIO value (waveform + sample_rate), got "
             f"{type(audio).__name__}", parameter=input_name,
             hint=f"Connect an AUDIO output (e.g. Load Audio) to {input_name}.",
@@ -216,13 +216,13 @@ def check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
         try:
             wave = torch.as_tensor(np.asarray(wave, dtype=np.float32))
         except (TypeError, ValueError):
-            raise MediaInputError(f"{input_name}: waveform is not an array of samples",
+            raise MediaError(f"{input_name}: waveform is not an array of samples",
                              parameter=input_name,
                              hint=f"Connect an AUDIO output to {input_name}.") from None
     shape = tuple(wave.shape)
     if wave.ndim == 3:
         if wave.shape[0] != 1:
-            raise MediaInputError(
+            raise MediaError(
                 f"{input_name} is a batch of {wave.shape[0]} audio clips but this input takes one",
                 parameter=input_name,
                 hint="Split the batch or pick one clip before this node.",
@@ -231,7 +231,7 @@ def check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
     elif wave.ndim == 1:
         wave = wave.unsqueeze(0)
     if wave.ndim != 2 or wave.shape[0] < 1:
-        raise MediaInputError(f"{input_name}: waveform must be [1, channels, samples], got "
+        raise MediaError(f"{input_name}: waveform must be [1, channels, samples], got "
                          f"{shape}", parameter=input_name,
                          hint=f"Connect an AUDIO output to {input_name}.")
     try:
@@ -239,15 +239,15 @@ def check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
     except (TypeError, ValueError):
         rate = 0
     if rate <= 0:
-        raise MediaInputError(f"{input_name}: sample_rate must be a positive integer, got "
+        raise MediaError(f"{input_name}: sample_rate must be a positive integer, got "
                          f"{audio['sample_rate']!r}", parameter=input_name,
                          hint=f"Connect an AUDIO output to {input_name}.")
     if wave.shape[1] == 0:
-        raise MediaInputError(f"{input_name} is empty (zero samples)", parameter=input_name,
+        raise MediaError(f"{input_name} is empty (zero samples)", parameter=input_name,
                          hint=f"Connect audio with sound in it to {input_name}.")
     wave = wave.detach().to("cpu", torch.float32)
     if torch.isnan(wave).any():
-        raise MediaInputError(f"{input_name} contains NaN samples", parameter=input_name,
+        raise MediaError(f"{input_name} contains NaN samples", parameter=input_name,
                          hint="The upstream node produced invalid audio.")
     if wave.shape[0] > 2:
         log.info("%s has %d channels; mixed down to stereo (ITU-R BS.775 coefficients)",

@@ -23,17 +23,15 @@ DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1
                    7: "6.1", 8: "7.1"}
 
 
-class MediaError(RunwareError):
-    """Media that cannot be used or read (see the two kinds below)."""
+class MediaError(ValidationError):
+    """Bad media on a node input: the error names the input and how to fix it. (The
+    decoder raises it for any file that does not read; a paid result that does not decode
+    is reported as a :class:`ResultDecodeError` instead.)"""
 
 
-class MediaInputError(MediaError, ValidationError):
-    """Bad media on a node input: the error names the input and how to fix it."""
-
-
-class ResultDecodeError(MediaError):
-    """A paid result that does not decode: not a parameter to fix. The message says where
-    the paid file is kept (it is never deleted for this)."""
+class ResultDecodeError(RunwareError):
+    """A paid result that does not decode: not a parameter to fix (so no ValidationError).
+    The message says where the paid file is kept (it is never deleted for this)."""
 
 
 class NotEnoughMemoryError(MediaError):

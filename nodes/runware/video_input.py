@@ -44,7 +44,7 @@ from .encode import (
 )
 from .files import atomic_path
 from .logs import get_logger
-from .media import VIDEO_MIME, MediaInputError, sniff_container
+from .media import VIDEO_MIME, MediaError, sniff_container
 
 log = get_logger()
 
@@ -106,7 +106,7 @@ def _open(source: Path | BinaryIO, input_name: str, label: str) -> Any:
             source.seek(0)
         return av.open(str(source) if isinstance(source, Path) else source)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name}: {label} is not a readable video ({_short(exc)}); it may be "
             "damaged, cut short (e.g. a copy or download that did not finish), or not a "
             "video at all. Nothing was uploaded", parameter=input_name, hint=FIX_IT,
@@ -121,7 +121,7 @@ def _short(exc: BaseException) -> str:
 def _streams(container: Any, input_name: str, label: str) -> tuple[Any, Any]:
     vs = next((s for s in container.streams.video if s.codec_context is not None), None)
     if vs is None:
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name}: {label} has no video stream (pictures) it can decode",
             parameter=input_name,
             hint=f"Connect a video with pictures to {input_name}; an audio-only file goes "
@@ -137,8 +137,8 @@ def _codec_name(stream: Any) -> str:
     return str(getattr(codec, "canonical_name", None) or codec.name)
 
 
-def _damaged(input_name: str, label: str, what: str) -> MediaInputError:
-    return MediaInputError(
+def _damaged(input_name: str, label: str, what: str) -> MediaError:
+    return MediaError(
         f"{input_name}: {label} is damaged or incomplete: {what}. Runware would refuse it "
         "after the upload, so nothing was uploaded or paid for",
         parameter=input_name,
@@ -153,12 +153,12 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
     Demuxes every packet (no decoding): a read error, a corrupt packet, fewer packets than
     an MP4/MOV index lists, or Matroska/WEBM data ending before its stated duration means
     the file is damaged or cut short. Then decodes from the last keyframe to the end: the
-    tail must decode. Raises :class:`MediaInputError` naming ``input_name``.
+    tail must decode. Raises :class:`MediaError` naming ``input_name``.
     """
     label = _label(source)
     size = _size(source)
     if size == 0:
-        raise MediaInputError(f"{input_name}: {label} is empty (0 bytes)", parameter=input_name,
+        raise MediaError(f"{input_name}: {label} is empty (0 bytes)", parameter=input_name,
                          hint=FIX_IT)
     with _open(source, input_name, label) as container:
         vs, astream = _streams(container, input_name, label)
@@ -319,14 +319,14 @@ def convert_video_file(source: Path | BinaryIO, scan: VideoScan, work_dir: Path,
                  scan.video_codec)
     try:
         check = scan_video(result, input_name)
-    except MediaInputError as exc:
-        raise MediaInputError(
+    except MediaError as exc:
+        raise MediaError(
             f"{input_name}: converting {label} to {target.upper()} gave a file that does not "
             f"pass the decode check ({exc.message}); nothing was uploaded",
             parameter=input_name, hint=FIX_IT,
         ) from None
     if check.frame_count < scan.frame_count:
-        raise MediaInputError(
+        raise MediaError(
             f"{input_name}: converting {label} to {target.upper()} kept {check.frame_count} "
             f"of its {scan.frame_count} frames; nothing was uploaded", parameter=input_name,
             hint=FIX_IT,
@@ -554,7 +554,7 @@ def file_upload_source(source: Path | io.BytesIO, work_dir: Path, *,
     if not isinstance(source, io.BytesIO):
         source = Path(source)
         if not source.is_file():
-            raise MediaInputError(f"{input_name}: the video file {source} does not exist",
+            raise MediaError(f"{input_name}: the video file {source} does not exist",
                                   parameter=input_name, hint="Load the video again.")
     scan = scan_video(source, input_name)
     if scan.kind in VIDEO_MIME and scan.audio_channels <= 2:
