@@ -27,6 +27,7 @@ CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
 CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
 CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
 ALLOWED_HOSTS_ENV = "RUNWARE_ALLOWED_HOSTS"
+SYNC3_MODEL_ENV = "RUNWARE_SYNC3_MODEL"
 
 DEFAULT_JOB_TIMEOUT = 20 * 60.0
 # One result may be at most this large. Ovi makes 5 s clips (a few MB); sync-3 returns the
@@ -109,6 +110,16 @@ def env_url(name: str, default: str) -> str:
         raise setting_error(name, value, form) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise setting_error(name, value, form)
+    return value
+
+
+def env_model_id(name: str) -> str | None:
+    """A Runware model id (AIR), like ``sync:lipsync@3``: provider:name@version."""
+    value = env_text(name)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*:[\w.-]+@[\w.-]+", value):
+        raise setting_error(name, value, "a Runware model id like sync:lipsync@3 or sync:3@0")
     return value
 
 
@@ -198,6 +209,8 @@ class ClientConfig:
     # Why the key file could not be read: raised by require_key, i.e. only when a request
     # needs the key (a cached result is served without it).
     key_error: str | None = None
+    # RUNWARE_SYNC3_MODEL: the sync-3 model id to send, as is (no fallback to the other).
+    sync3_model: str | None = None
 
     @classmethod
     def from_env(cls, key_file: str | os.PathLike[str] | None = None,
@@ -228,6 +241,7 @@ class ClientConfig:
             "max_download_bytes": int(env_positive_float(
                 MAX_DOWNLOAD_MB_ENV, DEFAULT_MAX_DOWNLOAD_MB, unit="megabytes (MiB)",
                 example="4096", maximum=1e7) * 1024**2),
+            "sync3_model": env_model_id(SYNC3_MODEL_ENV),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

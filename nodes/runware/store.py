@@ -620,6 +620,13 @@ class Store:
         conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
                      "DO UPDATE SET value = excluded.value", (name, value))
 
+    def get_meta(self, name: str) -> str | None:
+        """A small remembered fact (e.g. which model id an endpoint knows), or None."""
+        return self._run(lambda c: self._meta(c, name), write=False)
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._run(lambda c: self._set_meta(c, name, value), write=True)
+
     def ping(self) -> None:
         """Open (create, import, repair) the store now."""
         self._run(lambda c: None, write=False)
