@@ -557,8 +557,15 @@ async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
                                       path.suffix.lstrip("."), dest=path)
         except (DownloadError, ValidationError):
             if fresh is None:
-                fresh = await client.poll_video(record.task_uuid,
-                                                number_results=len(entry.results))
+                try:
+                    fresh = await client.poll_video(record.task_uuid,
+                                                    number_results=len(entry.results))
+                except TaskFailedError as exc:
+                    # A job that failed after some results finished (paid, kept): the
+                    # failure reply still lists them.
+                    if not exc.partial_results:
+                        raise
+                    fresh = list(exc.partial_results)
             position = entry.results.index(record)
             match = next((f for f in fresh if record.video_uuid and
                           f.video_uuid == record.video_uuid),
