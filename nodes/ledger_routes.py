@@ -36,6 +36,7 @@ from .runware.spend import (
     LIMIT_FILE_WHERE,
     LIMIT_SETTING,
     MAX_LIMIT_USD,
+    SESSION_START,
     LedgerJob,
     day_start,
     ledger_csv,
@@ -162,7 +163,7 @@ def make_handlers() -> list[tuple[str, str, Handler]]:
         found = totals(store, endpoint, now=now)
         return web.json_response({
             "endpoint": endpoint, "now": now, "day_started": day_start(now),
-            "session_started": spend_panel.SESSION_START,
+            "session_started": SESSION_START,
             **{name: total.as_dict() for name, total in found.items()},
             "rates": rates(store, endpoint), "limit": limit_status(),
         })

@@ -252,8 +252,6 @@ def start_recover(endpoint: str, task_uuid: str) -> tuple[int, dict[str, Any]]:
         return 409, {"error": f"This job ran at {endpoint}, and ComfyUI now talks to {here}."
                               " Point RUNWARE_API_URL at that endpoint and restart ComfyUI "
                               "to recover it."}
-    if LIVE.busy(task_uuid):
-        return 409, {"error": "A node is collecting this job right now."}
     try:
         config.require_key()
     except RunwareError as exc:
@@ -261,6 +259,8 @@ def start_recover(endpoint: str, task_uuid: str) -> tuple[int, dict[str, Any]]:
     with _RECOVERING_LOCK:
         if (endpoint, task_uuid) in _RECOVERING:
             return 409, {"error": "This job is being recovered already."}
+        if LIVE.busy(task_uuid):
+            return 409, {"error": "A node is collecting this job right now."}
         _RECOVERING.add((endpoint, task_uuid))
     live = LIVE.start(kind="recover", model=job.model or "", label="Recover",
                       node_id=job.node_id, prompt_id=job.prompt_id, task_uuid=task_uuid)
