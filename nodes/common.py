@@ -252,7 +252,8 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
     status.cost = sum(r.result.cost or 0.0 for r in results if not r.cached)
     status.show(f"{label}: decoding · {time.monotonic() - status.started:.0f}s")
     try:
-        outputs = model_outputs(results, model, graph, node_id, run.estimate.as_dict())
+        estimate = run.info_estimate(results[0].result.task_uuid if results else None)
+        outputs = model_outputs(results, model, graph, node_id, estimate)
     except BaseException as exc:
         if host.is_interrupt(exc):
             status.interrupted(paid=True)
@@ -293,8 +294,8 @@ def info_json(result: JobResult, model: str, estimate: dict | None = None) -> st
         "model": model,
         "file": str(result.path),
         "cached": result.cached,
-        # What a new take of this request costs, from the ledger (spend.py).
-        **({"estimate": estimate} if estimate is not None else {}),
+        # The estimate made before the job was paid (spend.py); null if none was made.
+        "estimate": estimate,
     }, indent=2)
 
 

@@ -34,6 +34,7 @@ from .runware.spend import (
     daily_limit,
     model_family,
     pricing_of,
+    recorded_estimate,
 )
 from .runware.store import PENDING_STATUSES, api_endpoint
 
@@ -171,6 +172,16 @@ class TrackedRun:
 
     def before_submit(self, fingerprint: str) -> None:
         self.guard.before_submit(fingerprint)
+
+    def info_estimate(self, task_uuid: str | None) -> dict[str, Any] | None:
+        """For ``info``: the estimate made when this result's job was submitted (also
+        for a cached result: it does not change as the ledger grows)."""
+        if not task_uuid:
+            return None
+        try:
+            return recorded_estimate(self.guard.store, self.guard.endpoint, task_uuid)
+        except RunwareError:
+            return None
 
 
 @contextlib.contextmanager

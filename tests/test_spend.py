@@ -448,6 +448,9 @@ def test_without_history_a_job_may_start_while_today_is_below_the_limit(env, mon
     with pytest.raises(spend.SpendLimitError):
         ovi(seed=2)  # estimated now: 0.05 + 0.05 > 0.04
     assert env.log == []
+    # A cached result's info keeps the estimate made before it was paid.
+    again = json.loads(ovi(seed=1)["result"][4][0])
+    assert again["cached"] and again["estimate"] == out["estimate"]
 
 
 def test_status_text_info_prompt_id_and_live_events_carry_the_estimate(env, comfy_server):

@@ -118,13 +118,16 @@ def _price_settings(family: str, task: dict[str, Any]) -> dict[str, Any]:
         return {"image": "inputs" in task, "steps": task.get("steps"), "fps": task.get("fps"),
                 "accelerator": task.get("acceleratorOptions"), "safety": task.get("safety")}
     if family == "sync-3":
-        settings = task.get("settings") if isinstance(task.get("settings"), dict) else {}
-        inputs = task.get("inputs") if isinstance(task.get("inputs"), dict) else {}
+        settings: dict[str, Any] = task.get("settings") or {}
+        inputs: dict[str, Any] = task.get("inputs") or {}
+        if not isinstance(settings, dict) or not isinstance(inputs, dict):
+            settings, inputs = {}, {}
         source = ("segments" if settings.get("segments") else "speech" if task.get("speech")
                   else "audio" if inputs.get("audio") else "none")
-        tts = settings.get("tts") if isinstance(settings.get("tts"), dict) else {}
+        tts = settings.get("tts")
         return {"source": source, "syncMode": settings.get("syncMode"),
-                "tts": tts.get("provider"), "safety": task.get("safety")}
+                "tts": tts.get("provider") if isinstance(tts, dict) else None,
+                "safety": task.get("safety")}
     return {"task": {k: v for k, v in task.items() if k not in ("taskUUID", "seed")}}
 
 
@@ -258,15 +261,33 @@ def ledger_since(store: Store, endpoint: str | None, since: float, *,
 
 
 def record_pricing(store: Store, endpoint: str, fingerprint: str, pricing: Pricing,
-                   estimate_usd: float | None, when: float | None = None) -> None:
-    """Remember what a request is billed by and its estimate (at its submission)."""
+                   estimate_usd: float | None, when: float | None = None,
+                   details: dict[str, Any] | None = None) -> None:
+    """Remember what a request is billed by and its estimate (at its submission);
+    ``details``: the estimate as ``Estimate.as_dict()`` (what ``info`` shows)."""
+    text = None if details is None else json.dumps(details, sort_keys=True)
     store.transaction(lambda c: c.execute(
         "INSERT INTO request_pricing (endpoint, fingerprint, unit, units, price_key, "
-        "estimate, updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, fingerprint) "
-        "DO UPDATE SET unit = excluded.unit, units = excluded.units, price_key = "
-        "excluded.price_key, estimate = excluded.estimate, updated = excluded.updated",
+        "estimate, details, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+        "(endpoint, fingerprint) DO UPDATE SET unit = excluded.unit, units = excluded.units, "
+        "price_key = excluded.price_key, estimate = excluded.estimate, details = "
+        "excluded.details, updated = excluded.updated",
         (endpoint, fingerprint, pricing.unit, pricing.units, pricing.price_key,
-         clean_cost(estimate_usd), when or time.time())), write=True)
+         clean_cost(estimate_usd), text, when or time.time())), write=True)
+
+
+def recorded_estimate(store: Store, endpoint: str, task_uuid: str) -> dict[str, Any] | None:
+    """The estimate made when this job's request was last submitted (None if none was:
+    e.g. a job recovered by its taskUUID)."""
+    row = store.transaction(lambda c: c.execute(
+        "SELECT p.details FROM jobs JOIN request_pricing p ON p.endpoint = jobs.endpoint "
+        "AND p.fingerprint = jobs.fingerprint WHERE jobs.endpoint = ? AND jobs.task_uuid = ?",
+        (endpoint, task_uuid)).fetchone(), write=False)
+    try:
+        details = json.loads(row[0]) if row and isinstance(row[0], str) else None
+    except ValueError:
+        return None
+    return details if isinstance(details, dict) else None
 
 
 # -- days and totals ---------------------------------------------------------------------------
@@ -362,8 +383,8 @@ def estimate(store: Store, endpoint: str, model: str, pricing: Pricing,
     """This request's estimate from the ledger (module docstring)."""
     family = model_family(model)
     history = _history(store, endpoint) if history is None else history
-    same_model = []
-    similar = []
+    same_model: list[float] = []
+    similar: list[float] = []
     for item in history:
         rate = item.per_unit()
         if item.family != family or rate is None or rate[0] != pricing.unit:
@@ -578,7 +599,7 @@ class SpendGuard:
             self._token = self.reservations.add(self.endpoint, fingerprint,
                                                 self.estimate.usd or 0.0)
         record_pricing(self.store, self.endpoint, fingerprint, self.pricing,
-                       self.estimate.usd)
+                       self.estimate.usd, details=self.estimate.as_dict())
         if self.on_estimate is not None:
             self.on_estimate(self.estimate)
 
@@ -627,4 +648,4 @@ def ledger_csv(items: list[LedgerJob]) -> str:
 __all__ = ["DailyLimit", "Estimate", "LedgerJob", "LimitFile", "Pricing", "SpendGuard",
            "SpendLimitError", "Total", "check_daily_limit", "daily_limit", "day_start",
            "estimate", "ledger_csv", "ledger_page", "ledger_since", "model_family",
-           "pricing_of", "rates", "record_pricing", "totals", "usd"]
+           "pricing_of", "rates", "record_pricing", "recorded_estimate", "totals", "usd"]

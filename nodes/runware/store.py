@@ -161,7 +161,7 @@ TABLE_COLUMNS = {
     "results": RESULT_COLUMNS,
     "uploads": ("endpoint", "content_key", "upload_uuid", "created"),
     "request_pricing": ("endpoint", "fingerprint", "unit", "units", "price_key", "estimate",
-                        "updated"),
+                        "details", "updated"),
 }
 
 # Added after the first stores were written: created in any store that lacks it.
@@ -172,6 +172,7 @@ PRICING_TABLE = """CREATE TABLE IF NOT EXISTS request_pricing (
         units DOUBLE PRECISION NOT NULL,
         price_key VARCHAR(64) NOT NULL,
         estimate DOUBLE PRECISION,
+        details TEXT,
         updated DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (endpoint, fingerprint))"""
 
