@@ -989,9 +989,37 @@ with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
     res["text"] = page.evaluate(PANEL_TEXT)
     card_with(page, lambda c: c["badge"] == "succeeded" and c["task"] not in (
         first["task"], pending["task"]), "the third job to finish")
+
+    # 4. Settings -> Runware -> Daily spend limit: stored on the server, shown in the panel.
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
+    # (The open panel's own title says "Runware" too: click the dialog's category.)
+    page.get_by_role("dialog").get_by_text("Runware", exact=True).first.click()
+    page.wait_for_selector(".runware-limit-setting input", timeout=20000)
+    setting = page.locator(".runware-limit-setting")
+    setting.locator("input").fill("abc")
+    setting.get_by_role("button", name="Save").click()
+    page.wait_for_timeout(300)
+    res["limit_bad"] = setting.locator("[role=status]").inner_text()
+    setting.locator("input").fill("5")
+    setting.get_by_role("button", name="Save").click()
+    wait(page, "() => document.querySelector('.runware-limit-setting [role=status]')"
+         ".textContent.includes('$5.00')", what="the saved limit")
+    res["limit_status"] = setting.locator("[role=status]").inner_text()
+    res["limit_route"] = page.evaluate("async () => (await (await fetch("
+                                       "'/api/runware_ovi_sync3/limit')).json())")
+    res["limit_setting_value"] = page.evaluate(
+        "() => app.extensionManager.setting.get('Runware.DailySpendLimit')")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    page.evaluate(OPEN)
+    res["limit_line"] = wait(page, "() => { const t = document.querySelector("
+                             "'[data-runware-panel] .rw-limit')?.textContent ?? ''; "
+                             "return t.includes('$5.00') ? t : null; }",
+                             what="the limit in the panel", timeout=20)
+    post("/runware_ovi_sync3/limit", {"limit_usd": 0})
     res["console"] = list(errors)
 
-    # 4. Nodes 2.0: the same tab.
+    # 5. Nodes 2.0: the same tab.
     vue = {"open": start(page, errors, "vue")}
     out["modes"]["vue"] = vue
     if vue["open"]["shown"]:
@@ -1063,6 +1091,13 @@ def test_runware_panel_in_the_sidebar(stack, object_info):
     for part in ("This session", "Today", "Last 30 days", "3 jobs", "Export CSV"):
         assert part in canvas["text"], (part, canvas["text"])
     assert [e for e in canvas["console"] if _ours(e)] == [], canvas["console"]
+    assert "US dollars" in canvas["limit_bad"], canvas["limit_bad"]
+    assert "$5.00" in canvas["limit_status"]
+    assert canvas["limit_route"]["limit_usd"] == 5 and canvas["limit_route"]["source"] == "setting"
+    assert not canvas["limit_setting_value"]  # the value lives on the server, not in settings
+    assert "Daily limit $5.00" in canvas["limit_line"]
+    assert json.loads((stack.work / "user" / "runware_spend_limit.json").read_text()) == {
+        "daily_limit_usd": 0}
     vue = result["modes"]["vue"]
     assert vue["open"]["shown"], vue
     assert len(vue["cards"]) == 3, vue
