@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import host
+from . import host, spend_panel
 from .runware import media
 from .runware.cache import ResultCache, cache_settings_from_env, pin_file
 from .runware.client import Progress
@@ -136,6 +136,7 @@ class StatusText:
         self.started = time.monotonic()
         self.progress: Progress | None = None
         self.cost: float | None = None
+        self.estimate: str | None = None  # set when a paid job starts (spend_panel)
         self.bar = host.ProgressBar(node_id)
 
     def show(self, text: str) -> None:
@@ -161,6 +162,8 @@ class StatusText:
         parts.append(f"{elapsed:.0f}s")
         if self.cost is not None:
             parts.append(f"${self.cost:.4f}")
+        elif self.estimate and (p is None or p.phase not in ("cached", "decoding")):
+            parts.append(f"est. {self.estimate}")
         if p is not None and p.note:
             parts.append(f"{p.note}; still waiting")
         return " · ".join(parts)
@@ -221,12 +224,16 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
     model = job.model
     config = client_config()
     status = StatusText(node_id, label)
+    cache = result_cache()
     ticker = asyncio.ensure_future(status.ticker())
     try:
-        results = await run_cached_job(
-            job, config=config, cache=result_cache(), reuse=reuse,
-            should_cancel=host.is_interrupted, on_progress=status, node_id=node_id,
-        )
+        with spend_panel.tracked_run(job, api_url=config.api_url, store=cache.store,
+                                     status=status, node_id=node_id, label=label) as run:
+            results = await run_cached_job(
+                job, config=config, cache=cache, reuse=reuse,
+                should_cancel=host.is_interrupted, on_progress=run.on_progress,
+                node_id=node_id, prompt_id=run.prompt_id, before_submit=run.before_submit,
+            )
     except CancelledError:
         status.interrupted()
         host.raise_interrupted()
@@ -245,7 +252,8 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
     status.cost = sum(r.result.cost or 0.0 for r in results if not r.cached)
     status.show(f"{label}: decoding · {time.monotonic() - status.started:.0f}s")
     try:
-        outputs = model_outputs(results, model, graph, node_id)
+        estimate = run.info_estimate(results[0].result.task_uuid if results else None)
+        outputs = model_outputs(results, model, graph, node_id, estimate)
     except BaseException as exc:
         if host.is_interrupt(exc):
             status.interrupted(paid=True)
@@ -275,7 +283,7 @@ def status_summary(label: str, results: list[JobResult], elapsed: float) -> str:
     return f"{label}: done · {len(results)} result(s) · ${cost:.4f} · {elapsed:.0f}s"
 
 
-def info_json(result: JobResult, model: str) -> str:
+def info_json(result: JobResult, model: str, estimate: dict | None = None) -> str:
     r = result.result
     return json.dumps({
         "taskUUID": r.task_uuid,
@@ -286,11 +294,14 @@ def info_json(result: JobResult, model: str) -> str:
         "model": model,
         "file": str(result.path),
         "cached": result.cached,
+        # The estimate made before the job was paid (spend.py); null if none was made.
+        "estimate": estimate,
     }, indent=2)
 
 
 def model_outputs(
-    results: list[JobResult], model: str, graph: dict | None, node_id: str | None
+    results: list[JobResult], model: str, graph: dict | None, node_id: str | None,
+    estimate: dict | None = None,
 ) -> tuple[list, list, list, list, list]:
     """Five lists (video, images, audio, fps, info), one entry per result, in order."""
     linked = media.linked_outputs(graph, node_id, len(MODEL_OUTPUTS))
@@ -319,5 +330,5 @@ def model_outputs(
         images.append(frames)
         audios.append(audio)
         fps_list.append(float(fps))
-        infos.append(info_json(result, model))
+        infos.append(info_json(result, model, estimate))
     return videos, images, audios, fps_list, infos

@@ -27,6 +27,7 @@ CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
 CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
 CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
 ALLOWED_HOSTS_ENV = "RUNWARE_ALLOWED_HOSTS"
+DAILY_LIMIT_ENV = "RUNWARE_DAILY_LIMIT_USD"
 SYNC3_MODEL_ENV = "RUNWARE_SYNC3_MODEL"
 
 DEFAULT_JOB_TIMEOUT = 20 * 60.0
@@ -93,6 +94,22 @@ def env_positive_float(name: str, default: float, *, unit: str, example: str,
                                                       and number > maximum):
         raise setting_error(name, value, form)
     return number
+
+
+def env_limit_usd(name: str, maximum: float = 1e6) -> float | None:
+    """An amount of US dollars >= 0 (0 = no limit); None when unset or 0."""
+    value = env_text(name)
+    if value is None:
+        return None
+    form = (f"an amount of US dollars without a unit or $ sign (like 5 or 12.50), 0 for "
+            f"no limit, at most {maximum:.0f}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise setting_error(name, value, form) from None
+    if not (math.isfinite(number) and 0 <= number <= maximum):
+        raise setting_error(name, value, form)
+    return number or None
 
 
 def env_url(name: str, default: str) -> str:

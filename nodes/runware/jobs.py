@@ -132,10 +132,13 @@ async def run_cached_job(
     on_progress: Callable[[Progress], None] | None = None,
     node_id: str | None = None,
     prompt_id: str | None = None,
+    before_submit: Callable[[str], None] | None = None,
 ) -> list[JobResult]:
     """The whole paid job, at most once per fingerprint. See the module docstring.
 
-    ``node_id`` / ``prompt_id`` only label the job in the ledger."""
+    ``node_id`` / ``prompt_id`` only label the job in the ledger. ``before_submit(
+    fingerprint)`` runs only when a new paid job is about to start, before its uploads
+    (never for a cached result or a resumed job); it may raise to stop it (spend limit)."""
     endpoint = api_endpoint(config.api_url)
     # Hashing big inputs takes a while: off the event loop, and cancellable.
     fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job, endpoint,
@@ -177,6 +180,8 @@ async def run_cached_job(
             first = cache.first_take_uuid(fingerprint)
             first_take = (pending.task_uuid == first if pending is not None else
                           reuse and not store.has_jobs(endpoint, fingerprint))
+            if before_submit is not None:
+                before_submit(fingerprint)
             outcome, task_uuid = await _submit(
                 client, job, cache, endpoint, fingerprint, hashes,
                 preferred=first if first_take else None, labels=(node_id, prompt_id))

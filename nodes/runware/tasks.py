@@ -86,6 +86,8 @@ class PreparedJob:
     model: str
     task: dict[str, Any]
     uploads: list[Upload] = field(default_factory=list)
+    # Seconds of the input video (sync-3): what its price scales with (see spend.py).
+    video_seconds: float | None = None
 
     @property
     def number_results(self) -> int:
@@ -514,7 +516,7 @@ def prepare_sync3(
     if not violations:
         violations = check_media(task, facts.get)
     raise_for_violations(violations, {**SYNC3_FIELDS, **DELIVERY_FIELDS}, "RunwareSync3")
-    return PreparedJob(SYNC3_MODEL, task, uploads)
+    return PreparedJob(SYNC3_MODEL, task, uploads, video_seconds=float(video.duration))
 
 
 def segment_options(start_time: float, end_time: float, audio_start_time: float = -1.0,
