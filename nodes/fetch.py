@@ -18,6 +18,7 @@ from .run import (
 from .runware.errors import CancelledError, ValidationError
 from .runware.jobs import fetch_task
 from .runware.spec import OVI_MODEL, SYNC3_MODEL
+from .spend_panel import tracked_fetch
 
 MODELS = {"Ovi": OVI_MODEL, "sync-3": SYNC3_MODEL}
 
@@ -71,10 +72,12 @@ class RunwareFetchResult(ModelNode):
                                   parameter="model")
         status = StatusText(unique_id, "Fetch")
         try:
-            results = await fetch_task(
-                task_uuid, config=client_config(), cache=result_cache(),
-                model=MODELS[model], should_cancel=host.is_interrupted, on_progress=status,
-            )
+            with tracked_fetch(MODELS[model], status=status, node_id=unique_id) as progress:
+                results = await fetch_task(
+                    task_uuid, config=client_config(), cache=result_cache(),
+                    model=MODELS[model], should_cancel=host.is_interrupted,
+                    on_progress=progress,
+                )
         except CancelledError:
             status.interrupted()
             host.raise_interrupted()

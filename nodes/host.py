@@ -276,3 +276,33 @@ def running_prompt() -> dict | None:
         return None
     prompt = items[0][2] if len(items[0]) > 2 else None
     return prompt if isinstance(prompt, dict) else None
+
+
+def running_prompt_id() -> str | None:
+    """The id of the prompt ComfyUI is executing right now (its queue's running item), or
+    None outside ComfyUI or when it cannot tell (several running at once)."""
+    queue = getattr(_prompt_server(), "prompt_queue", None)
+    running = getattr(queue, "currently_running", None)
+    if not running:
+        return None
+    try:
+        items = list(running.values())
+    except Exception:
+        return None
+    if len(items) != 1 or len(items[0]) < 2:
+        return None
+    prompt_id = items[0][1]
+    return prompt_id if isinstance(prompt_id, str) and 0 < len(prompt_id) <= 128 else None
+
+
+def send_event(event: str, data: dict) -> None:
+    """A websocket event to every page (``PromptServer.send_sync``; thread-safe). The name
+    must be namespaced (``runware_ovi_sync3.*``). Nothing happens outside ComfyUI."""
+    instance = _prompt_server()
+    send = getattr(instance, "send_sync", None)
+    if send is None:
+        return
+    try:
+        send(event, data)
+    except Exception:
+        log.debug("send_sync failed", exc_info=True)

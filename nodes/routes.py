@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import host
-from .run import key_file
+from .context import key_file
 from .runware.client import RunwareClient
 from .runware.config import ALLOWED_HOSTS_ENV, ClientConfig, env_host_list
 from .runware.errors import AuthError, MissingApiKeyError, RunwareError, SettingError

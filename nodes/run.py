@@ -10,18 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from . import host
+from . import host, spend_panel
+from .context import client_config, key_file, result_cache  # noqa: F401 (re-exported)
 from .graph import linked_outputs, running_outputs_fingerprint
 from .inputs import TableNode
-from .runware.cache import ResultCache, cache_settings_from_env, pin_file
+from .runware.cache import pin_file
 from .runware.client import Progress
-from .runware.config import ClientConfig
 from .runware.errors import CancelledError, RunwareError, scrub
 from .runware.jobs import JobResult, run_cached_job
-from .runware.keystore import KEY_FILE_NAME
 from .runware.logs import get_logger
 from .runware.media import NotEnoughMemoryError, ResultDecodeError
 from .runware.tasks import PreparedJob
@@ -58,6 +56,7 @@ class StatusText:
         self.started = time.monotonic()
         self.progress: Progress | None = None
         self.cost: float | None = None
+        self.estimate: str | None = None  # set when a paid job starts (spend_panel)
         self.bar = host.ProgressBar(node_id)
 
     def show(self, text: str) -> None:
@@ -83,6 +82,8 @@ class StatusText:
         parts.append(f"{elapsed:.0f}s")
         if self.cost is not None:
             parts.append(f"${self.cost:.4f}")
+        elif self.estimate and (p is None or p.phase not in ("cached", "decoding")):
+            parts.append(f"est. {self.estimate}")
         if p is not None and p.note:
             parts.append(f"{p.note}; still waiting")
         return " · ".join(parts)
@@ -99,16 +100,6 @@ class StatusText:
         while True:
             self.show(self.line())
             await asyncio.sleep(1.0)
-
-
-def key_file() -> Path:
-    """Where the settings dialog stores the key: ComfyUI's user directory."""
-    return host.user_directory() / KEY_FILE_NAME
-
-
-def client_config() -> ClientConfig:
-    """Settings from the environment; the key from RUNWARE_API_KEY, else the key file."""
-    return ClientConfig.from_env(key_file=key_file())
 
 
 class ModelNode(TableNode):
@@ -129,19 +120,6 @@ class ModelNode(TableNode):
         return running_outputs_fingerprint(unique_id, len(MODEL_OUTPUTS))
 
 
-_CACHES: dict[str, ResultCache] = {}
-
-
-def result_cache() -> ResultCache:
-    """The on-disk result cache: RUNWARE_CACHE_DIR, else <ComfyUI output>/runware (one
-    object, hence one store connection, per set of settings)."""
-    settings = cache_settings_from_env(host.output_directory() / "runware")
-    key = repr(sorted((k, str(v)) for k, v in settings.items()))
-    if key not in _CACHES:
-        _CACHES[key] = ResultCache(**settings)
-    return _CACHES[key]
-
-
 async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: dict | None,
                   reuse: bool = True) -> dict[str, Any]:
     """Run the job (result cache, ComfyUI's interrupt, live status) and decode its results.
@@ -151,12 +129,16 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
     model = job.model
     config = client_config()
     status = StatusText(node_id, label)
+    cache = result_cache()
     ticker = asyncio.ensure_future(status.ticker())
     try:
-        results = await run_cached_job(
-            job, config=config, cache=result_cache(), reuse=reuse,
-            should_cancel=host.is_interrupted, on_progress=status, node_id=node_id,
-        )
+        with spend_panel.tracked_run(job, api_url=config.api_url, store=cache.store,
+                                     status=status, node_id=node_id, label=label) as run:
+            results = await run_cached_job(
+                job, config=config, cache=cache, reuse=reuse,
+                should_cancel=host.is_interrupted, on_progress=run.on_progress,
+                node_id=node_id, prompt_id=run.prompt_id, before_submit=run.before_submit,
+            )
     except CancelledError:
         status.interrupted()
         host.raise_interrupted()
@@ -175,7 +157,8 @@ async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: d
     status.cost = sum(r.result.cost or 0.0 for r in results if not r.cached)
     status.show(f"{label}: decoding · {time.monotonic() - status.started:.0f}s")
     try:
-        outputs = model_outputs(results, model, graph, node_id)
+        estimate = run.info_estimate(results[0].result.task_uuid if results else None)
+        outputs = model_outputs(results, model, graph, node_id, estimate)
     except BaseException as exc:
         if host.is_interrupt(exc):
             status.interrupted(paid=True)
@@ -205,7 +188,7 @@ def status_summary(label: str, results: list[JobResult], elapsed: float) -> str:
     return f"{label}: done · {len(results)} result(s) · ${cost:.4f} · {elapsed:.0f}s"
 
 
-def info_json(result: JobResult, model: str) -> str:
+def info_json(result: JobResult, model: str, estimate: dict | None = None) -> str:
     r = result.result
     return json.dumps({
         "taskUUID": r.task_uuid,
@@ -216,11 +199,14 @@ def info_json(result: JobResult, model: str) -> str:
         "model": model,
         "file": str(result.path),
         "cached": result.cached,
+        # The estimate made before the job was paid (spend.py); null if none was made.
+        "estimate": estimate,
     }, indent=2)
 
 
 def model_outputs(
-    results: list[JobResult], model: str, graph: dict | None, node_id: str | None
+    results: list[JobResult], model: str, graph: dict | None, node_id: str | None,
+    estimate: dict | None = None,
 ) -> tuple[list, list, list, list, list]:
     """Five lists (video, images, audio, fps, info), one entry per result, in order."""
     linked = linked_outputs(graph, node_id, len(MODEL_OUTPUTS))
@@ -249,5 +235,5 @@ def model_outputs(
         images.append(frames)
         audios.append(audio)
         fps_list.append(float(fps))
-        infos.append(info_json(result, model))
+        infos.append(info_json(result, model, estimate))
     return videos, images, audios, fps_list, infos

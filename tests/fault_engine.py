@@ -8,7 +8,8 @@ doubles), with or without reuse, each under one injected fault (429/5xx, a lost 
 answer, unknown poll codes, non-JSON answers, a dropped or non-video download, a whole or
 partial job failure), possibly cancelled in a phase or cut by a short time limit;
 restarts (fresh objects over the same cache folder); damaged result files; a store file
-overwritten with garbage; planted malformed records; Runware forgetting a task; Fetch
+overwritten with garbage; planted malformed records; Runware forgetting a task; an
+endpoint that knows sync-3 under only one of its two model ids; Fetch
 Result by taskUUID. Then every journal is settled and the invariants are checked:
 
 1. at most one accepted submission per request and endpoint, unless a new take was asked
@@ -23,9 +24,11 @@ Result by taskUUID. Then every journal is settled and the invariants are checked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import sqlite3
 import tempfile
 import time
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import TEST_KEY, ovi_request, pack_module
+from conftest import TEST_KEY, ovi_request, pack_module, sync3_request
 from hypothesis import strategies as st
 
 jobs = pack_module("nodes.runware.jobs")
@@ -59,10 +62,41 @@ EXPECTED = (errors.TaskFailedError, errors.JobTimeoutError, errors.CancelledErro
 # -- requests ----------------------------------------------------------------------------------
 
 
+SYNC3_IDS = {"spec": ("sync:lipsync@3",), "docs": ("sync:3@0",),
+             "both": ("sync:lipsync@3", "sync:3@0")}
+
+
+def _shared_media() -> tuple[Path, Path]:
+    """The sync-3 request's files, written once per machine (first writer wins), so every
+    process of a schedule hashes the same bytes."""
+    from media_factory import write_mp4, write_wav
+
+    folder = Path(tempfile.gettempdir()) / "runware-fault-media"
+    folder.mkdir(exist_ok=True)
+    out = []
+    for name, write in (("v.mp4", lambda p: write_mp4(p, frames=24, fps=12)),
+                        ("a.wav", lambda p: write_wav(p, seconds=1.0))):
+        final = folder / name
+        if not final.exists():
+            tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex}{final.suffix}"
+            write(tmp)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, final)
+            tmp.unlink()
+        out.append(final)
+    return out[0], out[1]
+
+
 def request(index: int) -> Any:
-    """Three requests: one result, two results, and one with an uploaded image."""
+    """Four requests: one result, two results, one with an uploaded image (Ovi), and a
+    sync-3 lip sync (sent under either of its model ids, see ModelIds)."""
     from media_factory import png_bytes
 
+    if index == 3:
+        video, audio = _shared_media()
+        return tasks_mod.prepare_sync3(sync3_request(
+            video_source=video, video_mime="video/mp4", audio_source=audio,
+            audio_mime="audio/wav", video=tasks_mod.VideoFacts(96, 64, 12.0, 24, 2.0)))
     seed, count, image = [(101, 1, False), (202, 2, False), (303, 1, True)][index]
     return tasks_mod.prepare_ovi(ovi_request(
         prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=8,
@@ -71,6 +105,8 @@ def request(index: int) -> Any:
 
 
 def request_of(task: dict) -> int:
+    if task.get("model") in SYNC3_IDS["both"]:
+        return 3
     return {101: 0, 202: 1, 303: 2}[int(task["seed"])]
 
 
@@ -114,12 +150,20 @@ class Expire:
 
 
 @dataclass(frozen=True)
+class ModelIds:
+    """The endpoint starts (or stops) knowing sync-3 under one of its two ids."""
+
+    ep: str
+    known: str  # spec | docs | both
+
+
+@dataclass(frozen=True)
 class Fetch:
     ep: str
     which: int
 
 
-runs = st.builds(Run, req=st.sampled_from([0, 0, 0, 1, 1, 2]),
+runs = st.builds(Run, req=st.sampled_from([0, 0, 0, 1, 1, 2, 3, 3]),
                  ep=st.sampled_from(ENDPOINTS),
                  reuse=st.sampled_from([True, True, True, False]),
                  fault=st.sampled_from(("none",) * 5 + FAULTS),
@@ -133,6 +177,8 @@ OTHER_ACTIONS = {
     "plant": st.just(Plant()),
     "expire": st.builds(Expire, st.sampled_from(ENDPOINTS), st.integers(0, 20)),
     "fetch": st.builds(Fetch, st.sampled_from(ENDPOINTS), st.integers(0, 20)),
+    "model_ids": st.builds(ModelIds, st.sampled_from(ENDPOINTS), st.sampled_from(
+        sorted(SYNC3_IDS))),
 }
 # Runs are most of a schedule (several of the same request, at both endpoints).
 action_kinds = st.sampled_from(["run"] * 12 + sorted(OTHER_ACTIONS))
@@ -341,6 +387,11 @@ def do(world: World, action: Any) -> None:
         for task_uuid in pending_task_uuids(world):
             world.lost_with_store.add(task_uuid)
         world.store_lost |= world.collected
+        for ep in ENDPOINTS:  # also what no run returned: partial results of a failed job
+            for task in world.accepted(ep):
+                with contextlib.suppress(Exception):
+                    if world.cache.store.results_of(world.endpoint(ep), task["taskUUID"]):
+                        world.store_lost.add(task["taskUUID"])
         world.cache.store.close()
         path = world.cache.store.path
         if path.exists():
@@ -374,6 +425,8 @@ def do(world: World, action: Any) -> None:
             task_uuid = accepted[action.which % len(accepted)]["taskUUID"]
             world.doubles[action.ep].expire_task(task_uuid)
             world.expired.add(task_uuid)
+    elif isinstance(action, ModelIds):
+        world.doubles[action.ep].sync3_model_ids = SYNC3_IDS[action.known]
     elif isinstance(action, Fetch):
         accepted = world.accepted(action.ep)
         if accepted:

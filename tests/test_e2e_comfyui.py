@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -122,6 +123,7 @@ class Stack:
     def __init__(self, root: Path, python: str, work: Path) -> None:
         self.root, self.python, self.work = root, python, work
         self.double: subprocess.Popen | None = None
+        self.extra: list[subprocess.Popen] = []
         self.comfy: subprocess.Popen | None = None
         self.double_log = work / "double.log"
         self.comfy_log = work / "comfyui.log"
@@ -144,29 +146,36 @@ class Stack:
         write_wav(folder / "example_2.wav", seconds=3.0, rate=22050, channels=1)
 
     def start_double(self) -> None:
-        with open(self.double_log, "w") as log:
-            self.double = subprocess.Popen(
+        self.double, self.api_url = self.launch_double(self.double_log, self.work / "double",
+                                                       job_seconds=0.3)
+
+    def launch_double(self, log_path: Path, storage: Path, *, job_seconds: float
+                      ) -> tuple[subprocess.Popen, str]:
+        """An offline double (its process and RUNWARE_API_URL); stopped by stop()."""
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
                 [self.python, str(REPO_ROOT / "offline_runware.py"), "--port", "0",
-                 "--key", API_KEY, "--job-seconds", "0.3", "--log-level", "DEBUG",
-                 "--storage", str(self.work / "double")],
+                 "--key", API_KEY, "--job-seconds", str(job_seconds), "--log-level",
+                 "DEBUG", "--storage", str(storage)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.work,
             )
+        self.extra.append(proc)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            for line in self.double_log.read_text(errors="replace").splitlines():
+            for line in log_path.read_text(errors="replace").splitlines():
                 if line.strip().startswith("RUNWARE_API_URL="):
-                    self.api_url = line.strip().split("=", 1)[1]
-                    return
-            if self.double.poll() is not None:
+                    return proc, line.strip().split("=", 1)[1]
+            if proc.poll() is not None:
                 break
             time.sleep(0.2)
-        pytest.fail(f"the offline double did not start:\n{_tail(self.double_log)}")
+        pytest.fail(f"the offline double did not start:\n{_tail(log_path)}")
 
     def start_comfyui(self) -> None:
         port = _free_port()
         w = self.work
         env = {**os.environ, "RUNWARE_API_URL": self.api_url, "RUNWARE_API_KEY": API_KEY,
                "PYTHONUNBUFFERED": "1"}
+        env.pop("RUNWARE_DAILY_LIMIT_USD", None)
         for name in ("RUNWARE_CACHE_DIR", "RUNWARE_OUTPUT_DIR", "RUNWARE_USER_DIR",
                      "RUNWARE_TEMP_DIR"):
             env.pop(name, None)
@@ -201,7 +210,8 @@ class Stack:
 
     def stop(self) -> None:
         _stop(self.comfy)
-        _stop(self.double)
+        for proc in self.extra:
+            _stop(proc)
 
     # -- HTTP
 
@@ -822,3 +832,278 @@ def test_both_renderers_wrap_what_the_user_sees(stack):
         # (A 1.5x page polls endpoints an older ComfyUI lacks, e.g. /api/jobs: not ours.)
         assert [e for e in res["console"] if _ours(e)] == [], (mode, res["console"])
         assert res["inputEl_warnings"] == [], (mode, res["inputEl_warnings"])
+
+
+# -- the Runware panel: a sidebar tab over the ledger ------------------------------------------
+
+PANEL_SCRIPT = r"""
+import json, sys, tempfile, time, urllib.request
+from playwright.sync_api import sync_playwright
+
+base, chromium, shots, double_log = sys.argv[1:5]
+prompts = json.loads(sys.stdin.read())
+args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+def accepted():
+    with open(double_log, errors="replace") as fh:
+        return sum(1 for line in fh if "double: accepted " in line)
+
+def post(path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as reply:
+        return reply.read()
+
+def queue(prompt):
+    return json.loads(post("/prompt", {"prompt": prompt, "client_id": "e2e-panel"}))["prompt_id"]
+
+OPEN = '''async () => {
+  const panel = () => document.querySelector('[data-runware-panel]');
+  const shown = () => !!(panel() && panel().offsetParent);
+  if (!shown()) {
+    const icon = document.querySelector('.side-bar-button .pi-wallet, button .pi-wallet');
+    if (icon) icon.closest('button').click();
+    else await app.extensionManager.command.execute('Workspace.ToggleSidebarTab.runware-jobs');
+  }
+  for (let i = 0; i < 100 && !shown(); i++) await new Promise(r => setTimeout(r, 100));
+  return {shown: shown(), icon: !!document.querySelector('.pi-wallet'),
+          api: typeof app.extensionManager?.registerSidebarTab === 'function'};
+}'''
+CARD = '''(task) => {
+  const card = document.querySelector(`[data-runware-panel] [data-task-uuid="${task}"]`);
+  if (!card) return null;
+  return {text: card.innerText, badge: card.querySelector('.rw-badge')?.textContent,
+          recover: [...card.querySelectorAll('button')].some(b => b.textContent === 'Recover'),
+          video: card.querySelector('video')?.getAttribute('src') ?? null};
+}'''
+CARDS = '''() => [...document.querySelectorAll('[data-runware-panel] [data-task-uuid]')]
+  .map(c => ({task: c.getAttribute('data-task-uuid'), text: c.innerText,
+              badge: c.querySelector('.rw-badge')?.textContent}))'''
+LIVE = '''() => [...document.querySelectorAll('[data-runware-panel] [data-live-id]')]
+  .map(c => c.innerText)'''
+PANEL_TEXT = '''() => document.querySelector('[data-runware-panel]')?.innerText ?? null'''
+
+def wait(page, fn, arg=None, timeout=60.0, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = page.evaluate(fn, arg) if arg is not None else page.evaluate(fn)
+        if value:
+            return value
+        page.wait_for_timeout(150)
+    raise SystemExit(f"timed out waiting for {what}: {page.evaluate(PANEL_TEXT)}")
+
+def card_with(page, predicate, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for card in page.evaluate(CARDS):
+            if predicate(card):
+                return card
+        page.wait_for_timeout(150)
+    raise SystemExit(f"timed out waiting for {what}: {page.evaluate(PANEL_TEXT)}")
+
+def start(page, errors, mode):
+    page.goto(base, wait_until="load")
+    page.wait_for_function("() => window.app && window.app.graph && window.app.extensions"
+                           " && window.app.extensions.some(e => e.name === 'runware.panel')",
+                           timeout=90000)
+    page.evaluate("(on) => app.extensionManager.setting.set('Comfy.VueNodes.Enabled', on)",
+                  mode == "vue")
+    page.reload(wait_until="load")
+    page.wait_for_function("() => window.app && window.app.graph && window.app.extensions"
+                           " && window.app.extensions.some(e => e.name === 'runware.panel')",
+                           timeout=90000)
+    page.wait_for_timeout(1500)
+    errors.clear()
+    return page.evaluate(OPEN)
+
+out = {"modes": {}}
+with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+    ctx = pw.chromium.launch_persistent_context(profile, executable_path=chromium,
+                                                headless=True, args=args,
+                                                viewport={"width": 1500, "height": 1300})
+    page = ctx.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    res = {"open": start(page, errors, "canvas")}
+    out["modes"]["canvas"] = res
+    out["frontend"] = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null")
+    if not res["open"]["shown"]:
+        out["panel_text"] = page.evaluate(PANEL_TEXT)
+        print(json.dumps(out))
+        sys.exit(0)
+    wait(page, "() => document.querySelector('[data-runware-panel] .rw-page')?.textContent",
+         what="the first page of jobs")
+    res["empty_text"] = page.evaluate(PANEL_TEXT)
+
+    # 1. A job runs: live in the panel (model, node, phase, elapsed).
+    queue(prompts[0])
+    res["live"] = wait(page, "() => { const l = (" + LIVE + ")(); "
+                       "return l.some(t => t.includes('processing')) ? l : null; }",
+                       what="a running job")
+    page.locator("[data-runware-panel]").screenshot(path=f"{shots}/panel-running.png")
+    first = card_with(page, lambda c: c["badge"] == "succeeded", "the first job to finish")
+
+    # 2. A job interrupted after its submission: not collected, then Recover.
+    before = accepted()
+    queue(prompts[1])
+    deadline = time.monotonic() + 60
+    while accepted() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    post("/interrupt", {})
+    pending = card_with(page, lambda c: c["badge"] == "not collected",
+                        "the interrupted job in the panel")
+    res["pending"] = page.evaluate(CARD, pending["task"])
+    submissions = accepted()
+    page.locator(f'[data-task-uuid="{pending["task"]}"] button', has_text="Recover").click()
+    res["recovering"] = wait(page, "() => { const l = (" + LIVE + ")(); "
+                             "return l.some(t => t.includes('Recover')) ? l : null; }",
+                             what="Recover in the running list", timeout=30)
+    card_with(page, lambda c: c["task"] == pending["task"] and c["badge"] == "succeeded",
+              "the recovered job")
+    res["recovered"] = page.evaluate(CARD, pending["task"])
+    res["new_submissions_by_recover"] = accepted() - submissions
+    res["first"] = page.evaluate(CARD, first["task"])
+    res["video"] = page.evaluate('''async () => {
+      const v = document.querySelector('[data-runware-panel] video');
+      if (!v) return null;
+      for (let i = 0; i < 100 && v.readyState < 1 && !v.error; i++)
+        await new Promise(r => setTimeout(r, 100));
+      return {src: v.currentSrc, readyState: v.readyState, duration: v.duration,
+              error: v.error ? v.error.code : null};
+    }''')
+    res["csv"] = page.evaluate('''async () => {
+      const a = [...document.querySelectorAll('[data-runware-panel] a')]
+        .find(a => a.textContent === 'Export CSV');
+      const r = await fetch(a.href);
+      return {href: a.getAttribute('href'), status: r.status, text: await r.text()};
+    }''')
+
+    # 3. The screenshot for the README: a job running, two finished, totals.
+    queue(prompts[2])
+    wait(page, "() => { const l = (" + LIVE + ")(); "
+         "return l.some(t => t.includes('processing')) ? l : null; }", what="the third job")
+    page.wait_for_timeout(1200)
+    page.locator("[data-runware-panel]").screenshot(path=f"{shots}/panel.png")
+    res["text"] = page.evaluate(PANEL_TEXT)
+    card_with(page, lambda c: c["badge"] == "succeeded" and c["task"] not in (
+        first["task"], pending["task"]), "the third job to finish")
+
+    # 4. Settings -> Runware -> Daily spend limit: stored on the server, shown in the panel.
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
+    # (The open panel's own title says "Runware" too: click the dialog's category.)
+    page.get_by_role("dialog").get_by_text("Runware", exact=True).first.click()
+    page.wait_for_selector(".runware-limit-setting input", timeout=20000)
+    setting = page.locator(".runware-limit-setting")
+    setting.locator("input").fill("abc")
+    setting.get_by_role("button", name="Save").click()
+    page.wait_for_timeout(300)
+    res["limit_bad"] = setting.locator("[role=status]").inner_text()
+    setting.locator("input").fill("5")
+    setting.get_by_role("button", name="Save").click()
+    wait(page, "() => document.querySelector('.runware-limit-setting [role=status]')"
+         ".textContent.includes('$5.00')", what="the saved limit")
+    res["limit_status"] = setting.locator("[role=status]").inner_text()
+    res["limit_route"] = page.evaluate("async () => (await (await fetch("
+                                       "'/api/runware_ovi_sync3/limit')).json())")
+    res["limit_setting_value"] = page.evaluate(
+        "() => app.extensionManager.setting.get('Runware.DailySpendLimit')")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    page.evaluate(OPEN)
+    res["limit_line"] = wait(page, "() => { const t = document.querySelector("
+                             "'[data-runware-panel] .rw-limit')?.textContent ?? ''; "
+                             "return t.includes('$5.00') ? t : null; }",
+                             what="the limit in the panel", timeout=20)
+    post("/runware_ovi_sync3/limit", {"limit_usd": 0})
+    res["console"] = list(errors)
+
+    # 5. Nodes 2.0: the same tab.
+    vue = {"open": start(page, errors, "vue")}
+    out["modes"]["vue"] = vue
+    if vue["open"]["shown"]:
+        vue["cards"] = card_with(page, lambda c: c["badge"] == "succeeded",
+                                 "jobs in the Nodes 2.0 page", timeout=30) and \
+            page.evaluate(CARDS)
+        vue["vue_nodes"] = page.evaluate("() => document.querySelectorAll('[data-node-id]')"
+                                         ".length")
+        page.locator("[data-runware-panel]").screenshot(path=f"{shots}/panel-vue.png")
+    vue["console"] = list(errors)
+    ctx.close()
+print(json.dumps(out))
+"""
+
+
+def test_runware_panel_in_the_sidebar(stack, object_info):
+    """The Runware tab in a real browser, with the classic canvas and with Nodes 2.0: a job
+    running live, a job interrupted after its submission recovered from the panel without
+    a second submission, totals, a playable preview through /view, CSV export."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (set CHROMIUM_PATH)")
+    python = _python_with_playwright([sys.executable, stack.python])
+    if python is None:
+        pytest.skip("the Python playwright package is in neither this Python nor COMFYUI_PYTHON")
+    shots = Path(os.environ.get("E2E_SCREENSHOT_DIR") or stack.work / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    # A double of its own whose jobs take long enough to watch (and interrupt) them.
+    slow_log = stack.work / "double-slow.log"
+    _, slow_url = stack.launch_double(slow_log, stack.work / "double-slow", job_seconds=6)
+    stack.api_url = slow_url
+    stack.restart_comfyui()
+    workflow = _load(REPO_ROOT / "example_workflows/ovi_text_to_video.json")
+    prompts = []
+    for seed in (1001, 1002, 1003):
+        prompt = to_api_prompt(workflow, object_info)
+        prompt["1"]["inputs"]["seed"] = seed
+        prompts.append(prompt)
+    proc = subprocess.run(
+        [python, "-c", PANEL_SCRIPT, stack.base, CHROMIUM, str(shots), str(slow_log)],
+        input=json.dumps(prompts), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-4000:])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    (shots / "panel.json").write_text(json.dumps(result, indent=1))
+    print(f"\nfrontend {result.get('frontend') or '(< 1.30)'}: panel "
+          f"{'shown' if result['modes']['canvas']['open']['shown'] else 'NOT shown'}")
+    canvas = result["modes"]["canvas"]
+    if not canvas["open"]["api"]:
+        pytest.skip("this frontend has no sidebar tab API (the pack leaves the tab out)")
+    assert canvas["open"]["shown"], result.get("panel_text")
+    assert "Nothing running." in canvas["empty_text"] and "No jobs yet" in canvas["empty_text"]
+    live = " ".join(canvas["live"])
+    assert "Ovi" in live and "node 1" in live and "processing" in live
+    assert re.search(r"\b\d+s\b", live), live  # elapsed
+    pending = canvas["pending"]
+    assert pending["recover"] and "not collected" in pending["text"]
+    assert "Recover" in " ".join(canvas["recovering"])
+    recovered = canvas["recovered"]
+    assert recovered["badge"] == "succeeded" and not recovered["recover"]
+    assert recovered["video"] and "/view?" in recovered["video"]
+    assert canvas["new_submissions_by_recover"] == 0
+    assert stack_submissions(slow_log) == 3  # three seeds, three jobs: Recover paid nothing
+    video = canvas["video"]
+    assert video and video["error"] is None and video["readyState"] >= 1, video
+    assert abs(video["duration"] - 5.0) < 0.3, video
+    assert canvas["csv"]["status"] == 200
+    assert canvas["csv"]["text"].lstrip("\ufeff").startswith("submitted,finished,model")
+    assert pending["text"] and recovered and canvas["csv"]["text"].count("\n") >= 3
+    for part in ("This session", "Today", "Last 30 days", "3 jobs", "Export CSV"):
+        assert part in canvas["text"], (part, canvas["text"])
+    assert [e for e in canvas["console"] if _ours(e)] == [], canvas["console"]
+    assert "US dollars" in canvas["limit_bad"], canvas["limit_bad"]
+    assert "$5.00" in canvas["limit_status"]
+    assert canvas["limit_route"]["limit_usd"] == 5 and canvas["limit_route"]["source"] == "setting"
+    assert not canvas["limit_setting_value"]  # the value lives on the server, not in settings
+    assert "Daily limit $5.00" in canvas["limit_line"]
+    assert json.loads((stack.work / "user" / "runware_spend_limit.json").read_text()) == {
+        "daily_limit_usd": 0}
+    vue = result["modes"]["vue"]
+    assert vue["open"]["shown"], vue
+    assert len(vue["cards"]) == 3, vue
+    assert [e for e in vue["console"] if _ours(e)] == [], vue["console"]
+
+
+def stack_submissions(log: Path) -> int:
+    return sum(1 for line in log.read_text(errors="replace").splitlines()
+               if "double: accepted " in line)

@@ -41,6 +41,9 @@ def test_a_hand_written_schedule_with_every_kind_of_action():
         R(2, "A", reuse=False, fault="drop_download"), A.CorruptStore("garbage"),
         R(2, "A", short=True), A.Plant(), A.Expire("B", 0), A.Fetch("A", 1),
         R(0, "A", fault="bad_download", reuse=False), R(1, "B", fault="5xx_poll"),
+        R(3, "A"), A.ModelIds("A", "docs"), R(3, "A", reuse=False, fault="lost_submit"),
+        A.Restart(), R(3, "A", reuse=False), A.ModelIds("A", "spec"), A.ModelIds("B", "docs"),
+        R(3, "B", cancel="submitting"), R(3, "A", reuse=False), R(3, "B"),
     ]
     violations = fault_engine.run_schedule(actions)
     assert not violations, "\n".join(violations)

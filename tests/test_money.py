@@ -911,3 +911,26 @@ def test_an_unrepairable_result_set_keeps_its_intact_files(double, fast_config, 
     assert second.path.is_file()  # the intact paid file stays, findable by taskUUID
     kept = store.find_task(endpoint(fast_config), second.result.task_uuid)
     assert [r.file for r in kept.results] == [second.path.name]
+
+
+def test_a_damaged_partial_result_whose_url_is_gone_is_fetched_from_the_failure_reply(
+        double, fast_config, store):
+    """A multi-result job failed after one result (paid, kept). Its file is damaged later
+    and the kept URL no longer answers: Fetch Result asks getResponse again, whose failure
+    reply still lists the finished result, and downloads it; nothing is submitted."""
+    double.fail_next_job_after(1, code="inferenceError", message="second one crashed")
+    with pytest.raises(errors.TaskFailedError) as info:
+        run(ovi_job(number_results=2), fast_config, store)
+    task_uuid = info.value.task_uuid
+    saved = store.store.results_of(endpoint(fast_config), task_uuid)
+    assert len(saved) == 1
+    path = store.result_path(saved[0])
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    double.fail_downloads(404, count=1)  # the kept URL has expired
+    double.reset_log()
+    recovered = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config,
+                                            cache=fresh_store(store), model="runware:190@1"))
+    assert len(recovered) == 1 and recovered[0].path.read_bytes() == good
+    kinds = [t for e in double.log for t in (e.get("task_types") or [])]
+    assert "getResponse" in kinds and "videoInference" not in kinds

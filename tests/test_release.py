@@ -77,6 +77,16 @@ def test_published_zip_has_everything_the_pack_needs():
         Path(f).stem for f in files if f.startswith("web/docs/")}
 
 
+def test_readme_images_are_in_the_repository_and_not_in_the_zip():
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text)
+    assert "docs/runware-panel.png" in images
+    tracked, files = set(_git("ls-files")), set(published_files())
+    for image in images:
+        assert image in tracked and image not in files, image
+        assert (REPO_ROOT / image).stat().st_size < 200_000, image
+
+
 def _comfy_cli() -> str:
     cli = os.environ.get("COMFY_CLI") or ""
     if not cli:

@@ -27,6 +27,8 @@ CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
 CACHE_MAX_GB_ENV = "RUNWARE_CACHE_MAX_GB"
 CACHE_MAX_DAYS_ENV = "RUNWARE_CACHE_MAX_DAYS"
 ALLOWED_HOSTS_ENV = "RUNWARE_ALLOWED_HOSTS"
+DAILY_LIMIT_ENV = "RUNWARE_DAILY_LIMIT_USD"
+SYNC3_MODEL_ENV = "RUNWARE_SYNC3_MODEL"
 
 DEFAULT_JOB_TIMEOUT = 20 * 60.0
 # One result may be at most this large. Ovi makes 5 s clips (a few MB); sync-3 returns the
@@ -90,6 +92,22 @@ def env_positive_float(name: str, default: float, *, unit: str, example: str,
     return number
 
 
+def env_limit_usd(name: str, maximum: float = 1e6) -> float | None:
+    """An amount of US dollars >= 0 (0 = no limit); None when unset or 0."""
+    value = env_text(name)
+    if value is None:
+        return None
+    form = (f"an amount of US dollars without a unit or $ sign (like 5 or 12.50), 0 for "
+            f"no limit, at most {maximum:.0f}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise setting_error(name, value, form) from None
+    if not (math.isfinite(number) and 0 <= number <= maximum):
+        raise setting_error(name, value, form)
+    return number or None
+
+
 def env_url(name: str, default: str) -> str:
     """An http(s) URL with a host (and, if given, a valid port)."""
     value = env_text(name)
@@ -105,6 +123,16 @@ def env_url(name: str, default: str) -> str:
         raise setting_error(name, value, form) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise setting_error(name, value, form)
+    return value
+
+
+def env_model_id(name: str) -> str | None:
+    """A Runware model id (AIR), like ``sync:lipsync@3``: provider:name@version."""
+    value = env_text(name)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*:[\w.-]+@[\w.-]+", value):
+        raise setting_error(name, value, "a Runware model id like sync:lipsync@3 or sync:3@0")
     return value
 
 
@@ -194,6 +222,8 @@ class ClientConfig:
     # Why the key file could not be read: raised by require_key, i.e. only when a request
     # needs the key (a cached result is served without it).
     key_error: str | None = None
+    # RUNWARE_SYNC3_MODEL: the sync-3 model id to send, as is (no fallback to the other).
+    sync3_model: str | None = None
 
     @classmethod
     def from_env(cls, key_file: str | os.PathLike[str] | None = None,
@@ -222,6 +252,7 @@ class ClientConfig:
             "max_download_bytes": int(env_positive_float(
                 MAX_DOWNLOAD_MB_ENV, DEFAULT_MAX_DOWNLOAD_MB, unit="megabytes (MiB)",
                 example="4096", maximum=1e7) * 1024**2),
+            "sync3_model": env_model_id(SYNC3_MODEL_ENV),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ from .errors import (
     ValidationError,
 )
 from .logs import get_logger
+from .spec import SYNC3_MODEL, SYNC3_MODEL_ALIASES
 from .store import (
     FAILED,
     NOT_FOUND,
@@ -55,6 +56,7 @@ from .store import (
     UNKNOWN,
     JobRecord,
     ResultRecord,
+    Store,
     api_endpoint,
     owner_id,
 )
@@ -68,6 +70,9 @@ log = get_logger()
 MEDIA_GONE_CODES = {"mediaNotFound", "imageNotFound", "invalidMediaUUID", "invalidImageUUID",
                     "fileNotFound"}
 MEDIA_FIELDS = ("inputs.image", "inputs.video", "inputs.audio", "settings.segments")
+# Error codes meaning "no such model" (sync-3 is then tried under its other id).
+UNKNOWN_MODEL_CODES = {"modelNotFound", "invalidModel", "unknownModel", "unsupportedModel",
+                       "invalidModelId", "invalidAirIdentifier"}
 
 
 @dataclass(frozen=True)
@@ -127,10 +132,13 @@ async def run_cached_job(
     on_progress: Callable[[Progress], None] | None = None,
     node_id: str | None = None,
     prompt_id: str | None = None,
+    before_submit: Callable[[str], None] | None = None,
 ) -> list[JobResult]:
     """The whole paid job, at most once per fingerprint. See the module docstring.
 
-    ``node_id`` / ``prompt_id`` only label the job in the ledger."""
+    ``node_id`` / ``prompt_id`` only label the job in the ledger. ``before_submit(
+    fingerprint)`` runs only when a new paid job is about to start, before its uploads
+    (never for a cached result or a resumed job); it may raise to stop it (spend limit)."""
     endpoint = api_endpoint(config.api_url)
     # Hashing big inputs takes a while: off the event loop, and cancellable.
     fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job, endpoint,
@@ -172,6 +180,8 @@ async def run_cached_job(
             first = cache.first_take_uuid(fingerprint)
             first_take = (pending.task_uuid == first if pending is not None else
                           reuse and not store.has_jobs(endpoint, fingerprint))
+            if before_submit is not None:
+                before_submit(fingerprint)
             outcome, task_uuid = await _submit(
                 client, job, cache, endpoint, fingerprint, hashes,
                 preferred=first if first_take else None, labels=(node_id, prompt_id))
@@ -194,14 +204,19 @@ async def _submit(
     """Upload, claim, submit, collect: a new paid job (or the one another run claimed).
 
     ``preferred``: the taskUUID to use (a first take's derived one); if Runware already
-    used it for a job it has since forgotten, a fresh one is used instead."""
+    used it for a job it has since forgotten, a fresh one is used instead. sync-3 is sent
+    under the model id this endpoint is known to take; one Runware refuses as unknown
+    (free) is tried under its other id, with the same taskUUID (see model_ids)."""
     store = cache.store
-    reupload = False
-    for attempt in (1, 2):
+    models = model_ids(client.config, store, endpoint, job.model)
+    reupload = False  # uploads are sent anew once if Runware no longer has them
+    fresh_uuid = False  # and a fresh taskUUID then, or once if Runware forgot the first
+    while True:
         uuids, fresh = await _upload_all(client, job.uploads, cache.uploads, endpoint, hashes,
                                          force=reupload)
         task = job.with_uploads(uuids)
-        task_uuid = preferred if preferred and attempt == 1 else str(uuid.uuid4())
+        task["model"] = models[0]
+        task_uuid = preferred if preferred and not fresh_uuid else str(uuid.uuid4())
         task["taskUUID"] = task_uuid
         record = JobRecord(
             endpoint=endpoint, task_uuid=task_uuid, fingerprint=fingerprint, model=job.model,
@@ -228,13 +243,18 @@ async def _submit(
                 store.set_status(endpoint, task_uuid, UNKNOWN, error=str(exc))
                 raise
             store.set_status(endpoint, task_uuid, REFUSED, error=str(exc), drop_journal=True)
-            if (attempt == 1 and not fresh and isinstance(exc, ValidationError)
+            if len(models) > 1 and _unknown_model(exc):
+                log.warning("Runware does not know the model id %s (%s); trying %s, another "
+                            "id of the same model", models[0], exc.code, models[1])
+                models = models[1:]
+                continue
+            if (not fresh_uuid and not fresh and isinstance(exc, ValidationError)
                     and _media_gone(exc)):
                 log.warning("Runware no longer has an earlier upload (%s); uploading again",
                             exc.code or exc.parameter)
                 for stale in uuids.values():
                     cache.uploads.forget_uuid(endpoint, stale)
-                reupload = True
+                reupload = fresh_uuid = True
                 continue
             raise
         except BaseException as exc:
@@ -243,18 +263,61 @@ async def _submit(
             # finds out by polling.
             _mark_unknown(cache, record, exc)
             raise
+        remember_model_id(client.config, store, endpoint, job.model, models[0])
         store.set_status(endpoint, task_uuid, RUNNING)
         record.status = RUNNING
         try:
             return await _collect(client, cache, record, fingerprint), task_uuid
         except TaskNotFoundError:
-            if attempt == 1 and task_uuid == preferred and task_uuid in client.conflicts:
+            if not fresh_uuid and task_uuid == preferred and task_uuid in client.conflicts:
                 # "Already accepted" (conflictTaskUUID), yet unknown: Runware used this
                 # taskUUID for a job it has forgotten. Submit under a fresh one.
                 log.warning("Runware has forgotten task %s; submitting anew", task_uuid)
+                fresh_uuid = True
                 continue
             raise
-    raise AssertionError("unreachable")
+
+
+def _model_meta(endpoint: str) -> str:
+    return f"sync3_model|{endpoint}"
+
+
+def model_ids(config: ClientConfig, store: Store, endpoint: str, model: str) -> list[str]:
+    """The model ids to send ``model`` under, in order: sync-3 has two (the spec's and
+    the one Runware's docs pages show). RUNWARE_SYNC3_MODEL picks one, with no fallback;
+    else the one this endpoint took last time comes first."""
+    if model != SYNC3_MODEL:
+        return [model]
+    if config.sync3_model:
+        return [config.sync3_model]
+    order = list(SYNC3_MODEL_ALIASES)
+    try:
+        known = store.get_meta(_model_meta(endpoint))
+    except RunwareError:
+        known = None
+    if known in order:
+        order.remove(known)
+        order.insert(0, known)
+    return order
+
+
+def remember_model_id(config: ClientConfig, store: Store, endpoint: str, model: str,
+                      sent: str) -> None:
+    """After Runware accepted ``sent``: the endpoint's sync-3 id for next time."""
+    if model != SYNC3_MODEL or config.sync3_model:
+        return
+    with contextlib.suppress(RunwareError):
+        if store.get_meta(_model_meta(endpoint)) != sent:
+            store.set_meta(_model_meta(endpoint), sent)
+            log.info("Runware (%s) takes sync-3 as %s; remembered", endpoint, sent)
+
+
+def _unknown_model(exc: RunwareError) -> bool:
+    """A refusal of the model id itself (Runware does not bill a refused task)."""
+    if exc.code in UNKNOWN_MODEL_CODES:
+        return True
+    params = {p.strip() for p in str(exc.parameter or "").split(",")}
+    return isinstance(exc, ValidationError) and "model" in params
 
 
 def _mark_unknown(cache: ResultCache, job: JobRecord, exc: BaseException) -> None:
@@ -499,8 +562,15 @@ async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
                                       path.suffix.lstrip("."), dest=path)
         except (DownloadError, ValidationError):
             if fresh is None:
-                fresh = await client.poll_video(record.task_uuid,
-                                                number_results=len(entry.results))
+                try:
+                    fresh = await client.poll_video(record.task_uuid,
+                                                    number_results=len(entry.results))
+                except TaskFailedError as exc:
+                    # A job that failed after some results finished (paid, kept): the
+                    # failure reply still lists them.
+                    if not exc.partial_results:
+                        raise
+                    fresh = list(exc.partial_results)
             position = entry.results.index(record)
             match = next((f for f in fresh if record.video_uuid and
                           f.video_uuid == record.video_uuid),

@@ -39,6 +39,11 @@ from jsonschema.exceptions import ValidationError
 
 OVI_MODEL = "runware:190@1"
 SYNC3_MODEL = "sync:lipsync@3"
+# Runware's docs pages show sync-3 as "sync:3@0" while the specification (and Runware's
+# SDKs) say "sync:lipsync@3". The pack sends the spec's id first and, if Runware refuses it
+# as an unknown model (free), the other one (see jobs.py); the task is always checked with
+# the spec's id.
+SYNC3_MODEL_ALIASES: tuple[str, ...] = (SYNC3_MODEL, "sync:3@0")
 MODELS: tuple[str, ...] = (OVI_MODEL, SYNC3_MODEL)
 
 OVI_DEFAULT_STEPS = 30
@@ -1135,6 +1140,7 @@ __all__ = [
     "OVI_DEFAULT_STEPS",
     "OVI_MODEL",
     "SYNC3_MODEL",
+    "SYNC3_MODEL_ALIASES",
     "TIME_STEP",
     "MediaFacts",
     "MediaLookup",

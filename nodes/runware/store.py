@@ -19,6 +19,9 @@ outside ``_SqliteFile``, so a deployment of several workers can swap in a server
 - ``results``: every paid result file (also older takes, partial results of a failed job,
   Fetch Result recoveries), by taskUUID, with size, sha256 and last use.
 - ``uploads``: (endpoint, content hash) -> the upload UUID Runware gave that content.
+- ``request_pricing``: (endpoint, fingerprint) -> what the request is billed by (results, or
+  seconds of input video) and how many, the settings that may change its price, and the
+  estimate made at its last submission (see ``spend.py``; every take shares them).
 
 Everything read back is data, never instructions: a row whose fields have the wrong type
 or shape is skipped with a warning, a file name must be one the pack itself gives, and a
@@ -158,7 +161,21 @@ TABLE_COLUMNS = {
     "entries": ("endpoint", "fingerprint", "task_uuid"),
     "results": RESULT_COLUMNS,
     "uploads": ("endpoint", "content_key", "upload_uuid", "created"),
+    "request_pricing": ("endpoint", "fingerprint", "unit", "units", "price_key", "estimate",
+                        "details", "updated"),
 }
+
+# Added after the first stores were written: created in any store that lacks it.
+PRICING_TABLE = """CREATE TABLE IF NOT EXISTS request_pricing (
+        endpoint VARCHAR(255) NOT NULL,
+        fingerprint VARCHAR(64) NOT NULL,
+        unit VARCHAR(16) NOT NULL,
+        units DOUBLE PRECISION NOT NULL,
+        price_key VARCHAR(64) NOT NULL,
+        estimate DOUBLE PRECISION,
+        details TEXT,
+        updated DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (endpoint, fingerprint))"""
 
 SCHEMA = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -213,6 +230,7 @@ SCHEMA = (
         upload_uuid VARCHAR(255) NOT NULL,
         created DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (endpoint, content_key))""",
+    PRICING_TABLE,
 )
 
 
@@ -534,6 +552,7 @@ class Store:
             if versions[0] > SCHEMA_VERSION:
                 raise _Unusable(f"written by a newer version of the pack (schema "
                                 f"{versions[0]}, this version knows {SCHEMA_VERSION})")
+            conn.execute(PRICING_TABLE)
             for table, columns in TABLE_COLUMNS.items():
                 conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE 1 = 0")
             if self._meta(conn, "json_import") is None:
@@ -621,9 +640,20 @@ class Store:
         conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
                      "DO UPDATE SET value = excluded.value", (name, value))
 
+    def get_meta(self, name: str) -> str | None:
+        """A small remembered fact (e.g. which model id an endpoint knows), or None."""
+        return self._run(lambda c: self._meta(c, name), write=False)
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._run(lambda c: self._set_meta(c, name, value), write=True)
+
     def ping(self) -> None:
         """Open (create, import, repair) the store now."""
         self._run(lambda c: None, write=False)
+
+    def transaction(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """``fn(connection)`` in one transaction (for the ledger queries in spend.py)."""
+        return self._run(fn, write=write)
 
     # -- jobs and the journal -----------------------------------------------------------
 

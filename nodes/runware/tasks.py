@@ -168,6 +168,8 @@ class PreparedJob:
     model: str
     task: OviTask | Sync3Task
     uploads: list[Upload] = field(default_factory=list)
+    # Seconds of the input video (sync-3): what its price scales with (see spend.py).
+    video_seconds: float | None = None
 
     @property
     def number_results(self) -> int:
@@ -518,4 +520,4 @@ def prepare_sync3(request: Sync3Request, *, task_uuid: str | None = None) -> Pre
     if not violations:
         violations = check_media(task, facts.get)
     raise_for_violations(violations, {**SYNC3_FIELDS, **DELIVERY_FIELDS}, "RunwareSync3")
-    return PreparedJob(SYNC3_MODEL, task, uploads)
+    return PreparedJob(SYNC3_MODEL, task, uploads, video_seconds=float(r.video.duration))

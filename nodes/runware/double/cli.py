@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Sequence
 
+from ..spec import SYNC3_MODEL
 from .server import RunwareDouble
 
 
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-size", type=_size, default=(320, 192), help="Ovi WxH")
     parser.add_argument("--result-keys", choices=("video", "media"), default="video")
     parser.add_argument("--ovi-requires-image", action="store_true")
+    parser.add_argument(
+        "--sync3-model-ids", default=SYNC3_MODEL,
+        help="comma-separated sync-3 model ids this double knows (default: %(default)s; "
+        "'sync:3@0' plays a Runware that only knows the docs' id)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -56,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage_dir=args.storage,
         video_size=args.video_size,
         result_keys=args.result_keys,
+        sync3_model_ids=tuple(m.strip() for m in args.sync3_model_ids.split(",") if m.strip()),
     )
     double.ovi_requires_image = args.ovi_requires_image
     double.start()

@@ -462,6 +462,9 @@ class RunwareDouble:
             (``mediaUUID``/``mediaURL``) in success items.
         ovi_duration: length of an Ovi clip in seconds (5 like the model).
         cost_per_result: USD reported per result when ``includeCost`` is true.
+        sync3_model_ids: which sync-3 model ids this "service" knows (default: the
+            specification's ``sync:lipsync@3``); another id of sync-3 (``sync:3@0``) is
+            refused with ``modelNotFound``, as Runware refuses an unknown model (free).
     """
 
     def __init__(
@@ -476,6 +479,7 @@ class RunwareDouble:
         result_keys: str = "video",
         ovi_duration: float = 5.0,
         cost_per_result: float = 0.05,
+        sync3_model_ids: tuple[str, ...] = (specmod.SYNC3_MODEL,),
     ) -> None:
         if result_keys not in ("video", "media"):
             raise ValueError("result_keys must be 'video' or 'media'")
@@ -491,6 +495,7 @@ class RunwareDouble:
         self.cost_per_result = float(cost_per_result)
         self.latency = 0.0
         self.ovi_requires_image = False
+        self.sync3_model_ids = tuple(sync3_model_ids)
 
         self._own_storage = storage_dir is None
         self._storage_arg = Path(storage_dir) if storage_dir is not None else None
@@ -1244,6 +1249,12 @@ class RunwareDouble:
         task_uuid = task.get("taskUUID")
         if isinstance(task_uuid, str) and specmod.is_uuid(task_uuid):
             self._claim_uuid(task)
+        sent = task  # recorded as it was sent
+        model = task.get("model")
+        if isinstance(model, str) and model in specmod.SYNC3_MODEL_ALIASES:
+            if model not in self.sync3_model_ids:
+                raise TaskError("modelNotFound", f"unknown model {model!r}", "model")
+            task = {**task, "model": specmod.SYNC3_MODEL}  # checked under the spec's id
         violations = specmod.validate_task(task, text_only_ovi_allowed=True)
         if (
             self.ovi_requires_image
@@ -1274,15 +1285,15 @@ class RunwareDouble:
             failure = self._job_failures.pop(0) if self._job_failures else None
             self._jobs[task_uuid] = _Job(
                 task_uuid,
-                copy.deepcopy(task),
+                copy.deepcopy(sent),
                 task["model"],
                 time.monotonic(),
                 results,
                 render,
                 injected_failure=failure,
             )
-            self._accepted.append(copy.deepcopy(task))
-        log.debug("accepted %s job %s (%d result(s))", task["model"], task_uuid, count)
+            self._accepted.append(copy.deepcopy(sent))
+        log.debug("accepted %s job %s (%d result(s))", sent["model"], task_uuid, count)
         return {"taskType": "videoInference", "taskUUID": task_uuid}
 
     def _check_media(self, task: dict[str, Any]) -> dict[str, StoredMedia | _Remote | _Inline]:
