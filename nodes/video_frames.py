@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from . import host
 from .inputs import Inputs, TableNode, int_input, socket_input
 from .runware import decode
 from .runware.media import MediaError, is_audio
@@ -81,7 +82,8 @@ def _from_file(source: Any, cap: int | None, every_nth: int,
         count, width, height, parameter="video", options=LIMITS,
         what=f"Runware Video Frames: {count} frames of this {info.duration:.1f} s video",
     )
-    decoded = decode.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side)
+    decoded = decode.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side,
+                                  check=host.check_interrupted)  # Cancel stops a long decode
     assert decoded.images is not None and decoded.audio is not None
     return decoded.images, decoded.audio, decoded.fps, decoded.frame_count
 

@@ -200,6 +200,7 @@ def result_outputs(
                      "afterwards: the cached result is reused, no new charge."),
         )
     if need_images or need_audio:
-        decoded = decode_video(path, want_images=need_images, want_audio=need_audio)
+        decoded = decode_video(path, want_images=need_images, want_audio=need_audio,
+                               check=host.check_interrupted)
         return video, decoded.images, decoded.audio, decoded.fps
     return video, None, None, probe_video(path).fps

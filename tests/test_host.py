@@ -191,6 +191,35 @@ def test_fetch_result_cancel_is_comfyuis_interrupt(env, comfy, monkeypatch):
     assert accepted(env) == 1
 
 
+def test_cancel_during_a_long_decode_stops_it_and_requeue_pays_nothing(env, comfy,
+                                                                      monkeypatch):
+    """Cancel pressed once the frames are being decoded (not before): the decode itself
+    stops at ComfyUI's check, the paid file stays cached, and queueing again collects it."""
+    real = video_io.decode_video
+    packets: list[int] = []
+
+    def decode_and_cancel(path, **kwargs):
+        check = kwargs["check"]
+
+        def counting_check():
+            packets.append(1)
+            if len(packets) == 5:
+                comfy.set_flag(True)  # the user presses Cancel mid-decode
+            check()
+
+        return real(path, **{**kwargs, "check": counting_check})
+
+    monkeypatch.setattr(video_io, "decode_video", decode_and_cancel)
+    with pytest.raises(comfy.Interrupt):
+        generate()
+    assert len(packets) == 5, "the decode went on after Cancel"
+    comfy.set_flag(False)
+    monkeypatch.setattr(video_io, "decode_video", real)
+    video, images, audio, fps, info = generate()["result"]
+    assert images[0].shape[0] == 5 * 12
+    assert accepted(env) == 1, "queueing again paid a second time"
+
+
 def test_decode_failure_is_still_a_result_decode_error(env, comfy, monkeypatch):
     """The explicit interrupt handling does not turn real decode errors into interrupts."""
     def broken(*_a, **_k):

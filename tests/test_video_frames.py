@@ -61,6 +61,27 @@ def test_cap_and_every_nth_keep_timing(clip):
     assert audio["waveform"].shape[-1] / 22050 == pytest.approx(2.0, abs=0.1)
 
 
+def test_a_check_that_raises_stops_the_decode_within_a_packet(clip):
+    """What the nodes pass as ComfyUI's Cancel check: it runs before every packet, and
+    its exception ends the decode there (the frames already made are dropped)."""
+    calls = []
+
+    class Stop(BaseException):  # ComfyUI's interrupt is a BaseException
+        pass
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        decode.decode_video(clip, check=check)
+    assert len(calls) == 3  # not one more packet after the stop
+    full = []
+    decode.decode_video(clip, check=lambda: full.append(1))
+    assert len(full) > 3  # the check runs once per packet, all through
+
+
 def test_max_size_scales_the_long_side(clip):
     images, _, _, count = split(host.video_from_file(clip), max_size=48)
     assert images.shape == (24, 32, 48, 3) and count == 24

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,6 +360,7 @@ def decode_audio_track(source: Path | str | BinaryIO) -> tuple[torch.Tensor, int
 def decode_video(
     path: Path | str | BinaryIO, *, want_images: bool = True, want_audio: bool = True,
     max_frames: int | None = None, every_nth: int = 1, max_side: int | None = None,
+    check: Callable[[], None] | None = None,
 ) -> DecodedVideo:
     """A video file -> IMAGE [N,H,W,3] float32 0..1 and AUDIO, in one demux pass.
 
@@ -371,6 +373,8 @@ def decode_video(
     ``every_nth`` keeps frames 0, n, 2n, ... (the fps returned is divided by n);
     ``max_frames`` stops after that many kept frames, and the audio then ends where those
     frames end; ``max_side`` scales frames down so the long side is at most that.
+    ``check`` runs before each packet and may raise to stop (the node layer passes
+    ComfyUI's Cancel check, so a long decode stops within a packet).
     """
     label = path if not isinstance(path, io.IOBase) else "the video bytes"
     every_nth = max(1, int(every_nth))
@@ -410,6 +414,8 @@ def decode_video(
         video_done = not want_images
         try:
             for packet in container.demux(*streams) if streams else ():
+                if check is not None:
+                    check()
                 if packet.stream is vs:
                     if video_done:
                         continue
