@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,12 @@ def check_interrupted() -> None:
     """A cancel point between steps: raise ComfyUI's interrupt if Cancel was pressed."""
     if is_interrupted():
         raise_interrupted()
+
+
+def cancel_check() -> Callable[[], None] | None:
+    """``check_interrupted`` for a loop that calls it often (per packet), or None outside
+    ComfyUI, where each call would retry the failing import for nothing."""
+    return check_interrupted if interrupt_exception_type() is not None else None
 
 
 def _prompt_server() -> Any | None:

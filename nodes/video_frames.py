@@ -83,7 +83,7 @@ def _from_file(source: Any, cap: int | None, every_nth: int,
         what=f"Runware Video Frames: {count} frames of this {info.duration:.1f} s video",
     )
     decoded = decode.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side,
-                                  check=host.check_interrupted)  # Cancel stops a long decode
+                                  check=host.cancel_check())  # Cancel stops a long decode
     assert decoded.images is not None and decoded.audio is not None
     return decoded.images, decoded.audio, decoded.fps, decoded.frame_count
 

@@ -201,6 +201,6 @@ def result_outputs(
         )
     if need_images or need_audio:
         decoded = decode_video(path, want_images=need_images, want_audio=need_audio,
-                               check=host.check_interrupted)
+                               check=host.cancel_check())
         return video, decoded.images, decoded.audio, decoded.fps
     return video, None, None, probe_video(path).fps

@@ -554,7 +554,6 @@ def test_with_real_comfyui_video_types(tmp_path):
     assert result["fps"] == [12.0, 12.0]
     assert result["file_as_is"] and result["bytes_as_is"]
     assert result["components_uploaded"] == ["video/mp4", 12, 22050]
-    assert result["made_type"] == "VideoFromComponents"
 
 
 def test_media_factory_old_helpers_still_work(tmp_path):
