@@ -133,10 +133,6 @@ class Inputs:
             out["hidden"] = dict(self.hidden)
         return out
 
-    def defaults(self) -> dict[str, Any]:
-        """Each input's value when it is not given: its widget default, None for a socket."""
-        return {row.name: row.default for row in self.rows}
-
     def values(self, given: Mapping[str, Any], args: tuple[Any, ...] = ()) -> dict[str, Any]:
         """The node function's arguments -> every input's value, in table order (what is not
         given gets its default). ComfyUI passes keywords; ``args`` are positional values in

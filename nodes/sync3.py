@@ -102,6 +102,8 @@ class RunwareSync3(ModelNode):
     async def lipsync(self, *args: Any, unique_id: str | None = None,
                       graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
         v = INPUTS.values(inputs, args)
+        # Checked here too (prepare_sync3 checks again for other callers): before any
+        # conversion of the media, which can take long.
         check_node_inputs("RunwareSync3", fps=v["fps"], speech_text=v["speech_text"],
                           voice=v["voice"])
         check_sync3_sources(
@@ -122,18 +124,15 @@ def sync3_request(values: dict[str, Any], tmp_dir: Path) -> Sync3Request:
     video, audio and segment audio converted to upload files in ``tmp_dir``."""
     video_source, video_mime, facts = sync3_video_upload(values["video"], values["images"],
                                                          values["fps"], tmp_dir)
+    fields = dict(values)
+    for name in ("video", "images", "fps", "audio", "segments", "reuse_cached_result"):
+        fields.pop(name)  # converted here, or the runner's (reuse), not the request's
     audio_source = None
     if values["audio"] is not None:
         audio_source, _ = audio_upload_file(values["audio"], tmp_dir, input_name="audio")
-    return Sync3Request(
-        video_source=video_source, video_mime=video_mime, video=facts,
-        sync_mode=values["sync_mode"], audio_source=audio_source,
-        speech_text=values["speech_text"], voice=values["voice"],
-        segments=_segments(values["segments"], tmp_dir), speaker=values["speaker"],
-        tts=values["tts"], number_results=values["number_results"],
-        output_format=values["output_format"], output_quality=values["output_quality"],
-        safety=values["safety"], delivery=values["delivery"],
-    )
+    return Sync3Request(**fields, video_source=video_source, video_mime=video_mime,
+                        video=facts, audio_source=audio_source,
+                        segments=_segments(values["segments"], tmp_dir))
 
 
 def _segments(segments: list[SegmentValue] | None, tmp_dir: Path) -> list[Segment] | None:

@@ -302,6 +302,27 @@ def test_every_node_declares_its_inputs_once():
         assert sorted(declared) == sorted(cls.INPUTS.names), node_id
 
 
+def test_the_cores_error_names_agree_with_the_input_tables():
+    """A spec violation names the node input to fix through the core's API-path maps
+    (tasks.OVI_FIELDS / SYNC3_FIELDS / DELIVERY_FIELDS): every API field an input row says
+    it fills must lead back to that input (or to a value inside it, e.g. delivery.ttl)."""
+    tasks = pack_module("nodes.runware.tasks")
+    maps = {"RunwareOvi": {**tasks.OVI_FIELDS, **tasks.DELIVERY_FIELDS},
+            "RunwareSync3": {**tasks.SYNC3_FIELDS, **tasks.DELIVERY_FIELDS}}
+    # images is the other way to give sync-3 its video: both fill inputs.video, and an
+    # error about that field names video (the one the help page describes first).
+    shared = {("RunwareSync3", "images"): "video"}
+    for node_id, fields in maps.items():
+        rows = [r for r in PACK.NODE_CLASS_MAPPINGS[node_id].INPUTS.rows if r.api]
+        assert rows, node_id
+        for row in rows:
+            expected = shared.get((node_id, row.name), row.name)
+            for path in row.api:
+                named = tasks.node_input_for(path, fields)
+                assert named == expected or (named or "").startswith(expected + "."), (
+                    node_id, row.name, path, named)
+
+
 def test_every_node_has_a_help_page_naming_its_inputs_and_their_api_fields():
     """Derived from the input tables: every input is named on its node's help page, on a
     line that also names the API field(s) the input fills."""

@@ -106,12 +106,6 @@ class Pricing:
     units: float
     price_key: str  # sha256 of the settings that may change the price
 
-    def describe_units(self) -> str:
-        if self.unit == UNIT_SECOND:
-            return f"{self.units:.1f} s"
-        count = int(self.units) if float(self.units).is_integer() else self.units
-        return f"{count} result{'s' if count != 1 else ''}"
-
 
 def _price_settings(family: str, task: dict[str, Any]) -> dict[str, Any]:
     if family == "Ovi":
