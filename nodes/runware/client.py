@@ -24,7 +24,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,6 +156,46 @@ def result_order(result: VideoResult) -> tuple:
     """Stable order whatever order results finished in: Runware's resultIndex, else the
     seed (Ovi's results use seed, seed + 1, ...)."""
     return (result.index is None, result.index or 0, result.seed is None, result.seed or 0)
+
+
+class _Found:
+    """The results a poll loop has seen: the first answer for each result wins, and no
+    more than the ``number_results`` asked for (<= 0: unknown, as when recovering)."""
+
+    def __init__(self, task_uuid: str, number_results: int) -> None:
+        self.task_uuid, self.number_results = task_uuid, number_results
+        self._by_key: dict[str, VideoResult] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def add(self, results: Iterable[VideoResult]) -> None:
+        for result in results:
+            key = result.video_uuid if result.index is None else f"#{result.index}"
+            if key in self._by_key:
+                continue
+            if 0 < self.number_results <= len(self._by_key):
+                log.warning("Task %s: ignoring a result beyond the %d asked for",
+                            self.task_uuid, self.number_results)
+                continue
+            self._by_key[key] = result
+
+    def total(self, reply: PollReply) -> int:
+        """How many results the job makes: as asked, else those seen plus those pending."""
+        if self.number_results > 0:
+            return self.number_results
+        return max(len(self._by_key) + reply.pending, 1)
+
+    def done(self, reply: PollReply) -> bool:
+        if self.number_results > 0:
+            return len(self._by_key) >= self.number_results
+        return bool(self._by_key) and reply.kind == "success"
+
+    def in_arrival_order(self) -> list[VideoResult]:
+        return list(self._by_key.values())
+
+    def in_result_order(self) -> list[VideoResult]:
+        return sorted(self._by_key.values(), key=result_order)
 
 
 def new_task_uuid() -> str:
@@ -458,8 +498,7 @@ class RunwareClient:
         limit = max(0.0, self.config.job_timeout if timeout is None else timeout)
         started = time.monotonic()
         delay = self.config.poll_initial
-        found: dict[str, VideoResult] = {}
-        order: list[str] = []
+        found = _Found(task_uuid, number_results)
         note: str | None = None
         problems = 0
         body_bytes = json.dumps([{"taskType": "getResponse", "taskUUID": task_uuid}]).encode()
@@ -490,20 +529,11 @@ class RunwareClient:
                 None if raw is None else raw.status, None if raw is None else raw.text,
                 task_uuid, secret=self._key, host=self.host, too_large=raw is not None
                 and raw.text is None)
-            for result in reply.results:
-                key = result.video_uuid if result.index is None else f"#{result.index}"
-                if key in found:
-                    continue
-                if 0 < number_results <= len(found):
-                    log.warning("Task %s: ignoring a result beyond the %d asked for",
-                                task_uuid, number_results)
-                    continue
-                found[key] = result
-                order.append(key)
+            found.add(reply.results)
             if reply.kind in ("failed", "not_found"):
                 assert reply.error is not None
                 if isinstance(reply.error, TaskFailedError) and found:
-                    reply.error.partial_results = [found[k] for k in order]
+                    reply.error.partial_results = found.in_arrival_order()
                 raise reply.error
             if reply.kind == "refused":
                 assert reply.error is not None
@@ -517,24 +547,24 @@ class RunwareClient:
             else:
                 problems = 0
             elapsed = time.monotonic() - started
-            total = number_results if number_results > 0 else max(len(found) + reply.pending, 1)
-            percent = _overall_percent(len(found), total, list(reply.percents))
-            self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed,
+            total = found.total(reply)
+            self._report(Progress("processing", task_uuid,
+                                  _overall_percent(len(found), total, list(reply.percents)),
+                                  len(found), total, elapsed,
                                   note=None if reply.kind in ("processing", "success")
                                   else reply.note))
-            done = len(found) >= total if number_results > 0 else (
-                bool(found) and reply.kind == "success")
-            if done:
-                results = [found[k] for k in order]
-                results.sort(key=result_order)
-                return results
+            if found.done(reply):
+                return found.in_result_order()
             if elapsed >= limit:
                 raise timed_out()
-            if problems:
-                delay = self._retry_delay(problems, None if raw is None else raw.retry_after)
-            else:
-                delay = min(max(delay, self.config.poll_initial) * self.config.poll_growth,
-                            self.config.poll_max)
+            delay = self._next_poll_delay(delay, problems, raw)
+
+    def _next_poll_delay(self, delay: float, problems: int, raw: RawReply | None) -> float:
+        """Back off on trouble (honouring Retry-After); else grow the wait up to its cap."""
+        if problems:
+            return self._retry_delay(problems, None if raw is None else raw.retry_after)
+        return min(max(delay, self.config.poll_initial) * self.config.poll_growth,
+                   self.config.poll_max)
 
     async def task_exists(self, task_uuid: str) -> bool | None:
         """Does Runware know this task? True / False, or None when it cannot tell.
