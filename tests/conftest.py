@@ -147,3 +147,16 @@ def flatten(value, prefix=""):
             out.update(flatten(child, f"{prefix}.{key}" if prefix else key))
         return out
     return {prefix: value}
+
+
+def pytest_report_header(config):
+    """What this run tests against (the floors are in requirements.txt; CI takes the newest
+    releases that satisfy them), printed at the top of every run."""
+    import aiohttp
+    import av
+    import numpy
+    import torch
+
+    return (f"runtime: torch {torch.__version__}, av {av.__version__}, numpy "
+            f"{numpy.__version__}, aiohttp {aiohttp.__version__}")
+
