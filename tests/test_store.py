@@ -373,7 +373,7 @@ def test_a_read_only_store_file_is_a_clear_error_before_any_submission(double, f
     cache.store.close()
     conn_mode = f"file:{cache.store.path}?mode=ro"
     ro = store_mod.Store(cache.store.path)
-    ro._open = lambda: sqlite3.connect(conn_mode, uri=True, isolation_level=None,  # noqa: E731
+    ro._db._open = lambda: sqlite3.connect(conn_mode, uri=True, isolation_level=None,  # noqa: E731
                                        check_same_thread=False)
     cache.store = ro
     cache.uploads.store = ro
