@@ -8,7 +8,9 @@ endpoint (the offline double's jobs never count against Runware's).
 Without one: a job still pending (submitting / running / unknown) or finished without a
 reported cost counts with the estimate made when it was submitted (0 if there was none)
 until its cost arrives; a job Runware refused or does not know counts 0, and so does a
-failed job without results (Runware reported no cost for it).
+failed job without results (Runware reported no cost for it). A job journaled by version
+0.1 (which kept no endpoint) is imported at both the endpoint set then and the real API;
+each copy counts only once its endpoint has answered with a result, so it counts once.
 
 **Days.** "Today" starts at midnight, local time of the machine running ComfyUI; a job
 belongs to the day it was submitted. "Last 30 days" is today and the 29 days before.
@@ -47,6 +49,7 @@ from .config import DAILY_LIMIT_ENV, env_limit_usd, env_text
 from .errors import RunwareError, SettingError
 from .files import atomic_write
 from .store import (
+    LEGACY_COPY,
     NOT_FOUND,
     PENDING_STATUSES,
     RECOVERED,
@@ -170,6 +173,13 @@ class LedgerJob:
         return 0.0
 
     @property
+    def in_totals(self) -> bool:
+        """False for a copy of a 0.1 journal entry (imported at each endpoint it may have
+        gone to) until this endpoint has answered with a result: one job, counted once."""
+        return self.job.owner != LEGACY_COPY or self.job.status not in (
+            *PENDING_STATUSES, NOT_FOUND, REFUSED)
+
+    @property
     def by_estimate(self) -> bool:
         """Counted with its estimate (its cost is not known yet)."""
         return self.job.cost is None and bool(self.estimate) and self.job.status in (
@@ -256,6 +266,8 @@ class Total:
     by_estimate: int = 0  # jobs counted with their estimate (cost not known yet)
 
     def add(self, item: LedgerJob) -> Total:
+        if not item.in_totals:
+            return self
         return Total(round(self.usd + item.counted, 6), self.jobs + 1,
                      self.by_estimate + int(item.by_estimate))
 

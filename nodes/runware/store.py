@@ -71,6 +71,9 @@ FAILED = "failed"          # Runware said the job failed (partial results, if an
 NOT_FOUND = "not_found"    # Runware does not know the task (never arrived, or expired)
 REFUSED = "refused"        # the submission was refused: never accepted, never billed
 PENDING_STATUSES = (SUBMITTING, RUNNING, UNKNOWN)
+# The owner of a 0.1 journal entry imported at more than one endpoint (0.1 kept no
+# endpoint): one job, one row per endpoint, until an endpoint answers for its own row.
+LEGACY_COPY = "0.1 journal, endpoint unknown"
 STATUSES = PENDING_STATUSES + (SUCCEEDED, RECOVERED, FAILED, NOT_FOUND, REFUSED)
 
 EXTENSIONS = ("mp4", "webm", "mov")
@@ -1080,9 +1083,15 @@ class Store:
         count = 0
         fallback = self.legacy_endpoint or DEFAULT_ENDPOINT
         for path in sorted((root / "entries").glob("*.json")):
-            count += self._import_legacy(conn, path, _legacy_entry, fallback)
+            count += self._import_legacy(conn, path, _legacy_entry, (fallback,))
+        # 0.1 did not record where a journaled job was sent. Its jobs went to whatever
+        # RUNWARE_API_URL was then, most likely the real API: keyed only to the endpoint
+        # set now (say the local double), a real job still running would be resumed there,
+        # answered taskNotFound and dropped, and its paid result never collected. So each
+        # is journaled at both; only an answer at an endpoint ends that endpoint's copy.
+        journal_endpoints = tuple(dict.fromkeys((fallback, DEFAULT_ENDPOINT)))
         for path in sorted((root / "journal").glob("*.json")):
-            count += self._import_legacy(conn, path, _legacy_journal, fallback)
+            count += self._import_legacy(conn, path, _legacy_journal, journal_endpoints)
         uploads = _read_legacy(root / "uploads.json")
         if isinstance(uploads, dict):
             for key, value in uploads.items():
@@ -1108,24 +1117,29 @@ class Store:
     def _import_legacy(self, conn: Connection, path: Path,
                        convert: Callable[[dict, str], tuple[JobRecord, list[ResultRecord],
                                                            str | None]],
-                       fallback: str) -> int:
+                       endpoints: tuple[str, ...]) -> int:
         data = _read_legacy(path)
+        copies = []
         try:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            job, results, journal = convert(data, fallback)
+            for endpoint in endpoints:
+                copies.append(convert(data, endpoint))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             _warn_once(f"legacy:{path}", "Runware store: skipping the malformed old cache "
                        "file %s (%s)", path.name, exc)
             return 0
-        self._put_job(conn, job)
-        for r in results:
-            self._put_result(conn, r)
-        if job.fingerprint is not None:
-            table = "journal" if journal else "entries"
-            conn.execute(f"INSERT INTO {table} (endpoint, fingerprint, task_uuid) VALUES "
-                         f"(?, ?, ?) ON CONFLICT (endpoint, fingerprint) DO NOTHING",
-                         (job.endpoint, job.fingerprint, job.task_uuid))
+        for job, results, journal in copies:
+            if len(copies) > 1:
+                job.owner = LEGACY_COPY  # spend.py: counted only where it is found
+            self._put_job(conn, job)
+            for r in results:
+                self._put_result(conn, r)
+            if job.fingerprint is not None:
+                table = "journal" if journal else "entries"
+                conn.execute(f"INSERT INTO {table} (endpoint, fingerprint, task_uuid) VALUES "
+                             f"(?, ?, ?) ON CONFLICT (endpoint, fingerprint) DO NOTHING",
+                             (job.endpoint, job.fingerprint, job.task_uuid))
         return 1
 
     def _copy_row(self, conn: Connection, table: str, columns: tuple,
