@@ -183,6 +183,56 @@ def test_the_import_check_finds_what_it_looks_for(tmp_path):
     assert len(problems) == 4, problems
 
 
+SQLITE_ONLY = re.compile(r"PRAGMA|sqlite_|INSERT\s+OR\b", re.IGNORECASE)
+
+
+def storage_problems(root: Path) -> list[str]:
+    """Where nodes/ under ``root`` leans on SQLite outside the store's backend class: an
+    import of sqlite3 outside runware/store.py, or SQLite-only SQL (PRAGMA, sqlite_*
+    tables, INSERT OR ...) in a string outside ``_SqliteFile``."""
+    problems = []
+    for path in sorted((root / "nodes").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=name)
+        backend: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == "_SqliteFile" \
+                    and name == "nodes/runware/store.py":
+                backend.update(id(n) for n in ast.walk(node))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            else:
+                modules = []
+            if any(m.split(".")[0] == "sqlite3" for m in modules) \
+                    and name != "nodes/runware/store.py":
+                problems.append(f"{name}:{node.lineno} imports sqlite3")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and id(node) not in backend and SQLITE_ONLY.search(node.value):
+                problems.append(f"{name}:{node.lineno} SQLite-only SQL outside _SqliteFile: "
+                                f"{node.value[:60]!r}")
+    return problems
+
+
+def test_only_the_store_backend_speaks_sqlite(tmp_path):
+    """Issue 10: the store is one interface with portable SQL, so a shared server database
+    can replace the SQLite file without touching the job logic. Checked on the pack, and
+    the checker itself on a small tree with each kind of problem."""
+    assert storage_problems(REPO_ROOT) == []
+    store = tmp_path / "nodes" / "runware" / "store.py"
+    store.parent.mkdir(parents=True)
+    store.write_text("import sqlite3\n"
+                     "class _SqliteFile:\n    Q = 'PRAGMA journal_mode=WAL'\n"
+                     "class Store:\n    Q = 'INSERT OR REPLACE INTO jobs VALUES (?)'\n")
+    (tmp_path / "nodes" / "runware" / "spend.py").write_text(
+        "from sqlite3 import connect\nQ = 'SELECT name FROM sqlite_master'\n")
+    found = storage_problems(tmp_path)
+    assert [p.split(" ")[0] for p in found] == [
+        "nodes/runware/spend.py:1", "nodes/runware/spend.py:2", "nodes/runware/store.py:5"], found
+
+
 def test_requirements_never_list_torch():
     lines = [
         line.split("#")[0].strip().lower()

@@ -76,6 +76,22 @@ def accepted(double):
     return len(double.accepted_submissions())
 
 
+def made_hours_ago(store, where, task_uuid, hours=3.0):
+    """A task's job, result records and files as if made ``hours`` ago (under max_age,
+    past the "recently used" guard): an age-based sweep of paid files would take them."""
+    when = time.time() - hours * 3600
+    results = store.store.results_of(where, task_uuid)
+    assert results
+    for r in results:
+        r.created = r.last_used = when
+        os.utime(store.results_dir / r.file, (when, when))
+    store.store.put_results(results)
+    job = store.store.job(where, task_uuid)
+    job.submitted, job.finished = when, when + 60
+    store.store.put_job(job)
+    return [store.results_dir / r.file for r in results]
+
+
 # -- the basics -----------------------------------------------------------------------------
 
 
@@ -607,7 +623,9 @@ def test_older_takes_stay_cache_entries(double, fast_config, store):
     first = run(ovi_job(), fast_config, store)[0]
     second = run(ovi_job(), fast_config, store, reuse=False)[0]
     assert first.path != second.path and first.path.exists()
-    store.evict()  # no sweep of paid files: the older take stays, findable by taskUUID
+    made_hours_ago(store, endpoint(fast_config), first.result.task_uuid)
+    made_hours_ago(store, endpoint(fast_config), second.result.task_uuid, hours=2)
+    assert fresh_store(store).evict() == 0  # no sweep of paid files: the older take stays
     assert first.path.exists() and second.path.exists()
     older = store.find_task(endpoint(fast_config), first.result.task_uuid)
     assert older is not None and store.is_intact(older.results[0])
@@ -751,9 +769,11 @@ def test_partial_results_of_a_failed_job_are_kept_and_findable(double, fast_conf
     job = store.store.job(endpoint(fast_config), task_uuid)
     assert job.status == "failed" and job.cost == pytest.approx(0.05)
     assert journaled(store, ovi_job(number_results=2), fast_config) is None
-    small = cache_mod.ResultCache(store.root, recent=0)
-    small.evict()  # kept like any result (no sweep of "unreferenced" paid files)
-    assert small.find_task(endpoint(fast_config), task_uuid) is not None
+    files = made_hours_ago(store, endpoint(fast_config), task_uuid)
+    restarted = fresh_store(store)
+    assert restarted.evict() == 0  # kept like any result (no sweep of "unreferenced" files)
+    assert all(f.exists() for f in files)
+    assert restarted.find_task(endpoint(fast_config), task_uuid) is not None
     # The recovery of the failed job serves the kept file, no request.
     double.reset_log()
     fetched = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config, cache=store,
@@ -774,7 +794,8 @@ def test_a_recovered_job_without_journal_is_a_cache_entry(double, fast_config, s
     assert job.status == "recovered" and job.fingerprint is None and job.cost == 0.05
     found = store.find_task(endpoint(fast_config), task_uuid)
     assert found.results[0].file == got[0].path.name
-    cache_mod.ResultCache(store.root, recent=0).evict()
+    made_hours_ago(store, endpoint(fast_config), task_uuid)
+    assert fresh_store(store).evict() == 0
     assert got[0].path.exists()  # no hour-old orphan sweep
     # The other endpoint never gets it by taskUUID.
     assert store.find_task("https://api.runware.ai:443", task_uuid) is None
