@@ -241,6 +241,31 @@ def test_lazy_mapping_audio_is_accepted_everywhere(env, corpus_dir, tmp_path):
     assert exc.value.parameter == "audio"
 
 
+def test_lazy_audio_of_a_silent_clip_is_refused_by_name(env, corpus_dir, tmp_path):
+    """VHS_LoadVideo on a clip without sound: its lazy audio raises when loaded. sync-3 and
+    Segment say the connected audio could not be read (not "connect an AUDIO output"),
+    naming the input, before anything is uploaded."""
+    clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=24)
+
+    def vhs_get_audio(path: Path) -> dict:
+        raise Exception(f"VHS failed to extract audio from {path.name}:\nOutput file does "
+                        "not contain any stream")
+
+    silent = LazyAudioMap(clip)
+    silent._load = lambda: vhs_get_audio(clip)  # type: ignore[method-assign]
+    errors = pack_module("nodes.runware.errors")
+    for run in (lambda: lipsync(video=host.video_from_file(clip), audio=silent),
+                lambda: Segment().build(silent, 0.0, 0.9)):
+        with pytest.raises(errors.ValidationError) as exc:
+            run()
+        text = str(exc.value)
+        assert exc.value.parameter == "audio"
+        assert text.startswith("audio: the connected AUDIO could not be read")
+        assert "VHS failed to extract audio from face.mp4" in text and "no audio track" in text
+        assert "Connect an AUDIO output" not in text
+    assert env.count("mediaStorage") == 0 and env.accepted_submissions() == []
+
+
 # -- rotated phone clips ------------------------------------------------------------------
 
 
