@@ -186,7 +186,7 @@ class RunwareSync3Segment(TableNode):
     def build(self, *args: Any, **inputs: Any) -> tuple[list[SegmentValue]]:
         v = SEGMENT_INPUTS.values(inputs, args)
         audio, earlier = v.pop("audio"), v.pop("segments")
-        if not is_audio(audio):
+        if not is_audio(audio, "audio"):
             raise ValidationError(
                 f"audio must be an AUDIO value (waveform + sample_rate), got "
                 f"{type(audio).__name__}", parameter="audio",

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import av
@@ -253,6 +254,50 @@ def test_audio_errors(tmp_path):
     assert path.suffix == ".flac" and mime == "audio/flac"
 
 
+class BrokenAudioMap(Mapping):
+    """A lazy AUDIO whose loader fails, like VideoHelperSuite's LazyAudioMap on a clip
+    without sound ("VHS failed to extract audio from ...") or with 5.1 sound (KeyError)."""
+
+    def __init__(self, error: Exception, keys_work: bool = False) -> None:
+        self.error, self.keys_work = error, keys_work
+
+    def keys(self):  # type: ignore[override]
+        if self.keys_work:
+            return {"waveform": None, "sample_rate": None}.keys()
+        raise self.error
+
+    def __getitem__(self, key):
+        raise self.error
+
+    def __iter__(self):
+        raise self.error
+
+    def __len__(self):
+        raise self.error
+
+
+@pytest.mark.parametrize("keys_work", [False, True])
+@pytest.mark.parametrize("error", [
+    Exception("VHS failed to extract audio from silent.mp4:\nOutput file does not contain "
+              "any stream"),
+    KeyError("5.1(side)"),
+])
+def test_a_lazy_audio_that_cannot_load_names_the_input(tmp_path, error, keys_work):
+    """A connected AUDIO whose loading fails is not "not connected": the error names the
+    input, says the audio could not be read (why) and what to do; nothing is written."""
+    broken = BrokenAudioMap(error, keys_work)
+    assert media.is_audio(broken) is keys_work  # no input named: a plain yes/no
+    with pytest.raises(MediaError) as exc:
+        encode.audio_upload_file(broken, tmp_path, input_name="speech")
+    text = str(exc.value)
+    assert exc.value.parameter == "speech" and text.startswith("speech: the connected AUDIO "
+                                                               "could not be read")
+    assert type(error).__name__ in text and "no audio track" in text
+    assert "Connect an AUDIO output" not in text and "Load Audio" in text
+    assert list(tmp_path.iterdir()) == []
+    assert media.is_audio(tone(0.1, 8000, 1), "speech")  # a good AUDIO still is one
+
+
 # -- results: file -> IMAGE / AUDIO ------------------------------------------------------
 
 
@@ -369,7 +414,7 @@ def test_results_to_outputs_is_lazy(clips, monkeypatch):
     real = decode.decode_video
 
     def counting(path, **kw):
-        calls.append({k: v for k, v in kw.items() if k != "check"})  # check: Cancel's
+        calls.append({k: kw[k] for k in ("want_images", "want_audio") if k in kw})
         return real(path, **kw)
 
     monkeypatch.setattr(video_io, "decode_video", counting)

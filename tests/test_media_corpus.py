@@ -36,6 +36,7 @@ video_input = pack_module("nodes.runware.video_input")
 host = pack_module("nodes.host")
 tasks = pack_module("nodes.runware.tasks")
 RunwareSync3 = PACK.NODE_CLASS_MAPPINGS["RunwareSync3"]
+RunwareOvi = PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]
 Segment = PACK.NODE_CLASS_MAPPINGS["RunwareSync3Segment"]
 Speaker = PACK.NODE_CLASS_MAPPINGS["RunwareSync3Speaker"]
 
@@ -240,6 +241,31 @@ def test_lazy_mapping_audio_is_accepted_everywhere(env, corpus_dir, tmp_path):
     assert exc.value.parameter == "audio"
 
 
+def test_lazy_audio_of_a_silent_clip_is_refused_by_name(env, corpus_dir, tmp_path):
+    """VHS_LoadVideo on a clip without sound: its lazy audio raises when loaded. sync-3 and
+    Segment say the connected audio could not be read (not "connect an AUDIO output"),
+    naming the input, before anything is uploaded."""
+    clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=24)
+
+    def vhs_get_audio(path: Path) -> dict:
+        raise Exception(f"VHS failed to extract audio from {path.name}:\nOutput file does "
+                        "not contain any stream")
+
+    silent = LazyAudioMap(clip)
+    silent._load = lambda: vhs_get_audio(clip)  # type: ignore[method-assign]
+    errors = pack_module("nodes.runware.errors")
+    for run in (lambda: lipsync(video=host.video_from_file(clip), audio=silent),
+                lambda: Segment().build(silent, 0.0, 0.9)):
+        with pytest.raises(errors.ValidationError) as exc:
+            run()
+        text = str(exc.value)
+        assert exc.value.parameter == "audio"
+        assert text.startswith("audio: the connected AUDIO could not be read")
+        assert "VHS failed to extract audio from face.mp4" in text and "no audio track" in text
+        assert "Connect an AUDIO output" not in text
+    assert env.count("mediaStorage") == 0 and env.accepted_submissions() == []
+
+
 # -- rotated phone clips ------------------------------------------------------------------
 
 
@@ -340,12 +366,39 @@ def test_a_gif_is_paid_for_once(env, corpus_dir):
     assert hashlib.sha256(uploaded(env, "video").read_bytes()).hexdigest() == digest
 
 
-def test_a_refused_upload_names_the_node_input(env, tmp_path):
-    clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=12)
-    env.fail_next(400, task_type="mediaStorage", code="invalidMedia")
+OVI_PROMPT = "A robot says <S>All systems go<E>. <AUDCAP>whirring motors<ENDAUDCAP>"
+
+
+def _refusal(task_type: str, code: str, api_field: str) -> dict:
+    """Runware's answer to an upload it refuses: the API's field, not the node input."""
+    return {"errors": [{"code": code, "message": f"Invalid value for {api_field}",
+                        "parameter": api_field, "taskType": task_type}]}
+
+
+@pytest.mark.parametrize("field", ["video", "audio", "image"])
+def test_a_refused_upload_names_the_node_input(env, tmp_path, field):
+    """Runware refusing an upload (its API field "media" / "image") -> the error names the
+    node input the file came from: sync-3's video or audio, Ovi's image; nothing is
+    submitted."""
+    if field == "image":
+        env.answer_next(400, _refusal("imageUpload", "invalidImage", "image"),
+                        task_type="imageUpload")
+        run = lambda: asyncio.run(RunwareOvi().generate(  # noqa: E731
+            prompt=OVI_PROMPT, seed=3, steps=30, fps=12, video_cfg_scale=5.0,
+            audio_cfg_scale=4.0, image=torch.rand(1, 32, 32, 3)))
+    else:
+        clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=12)
+        if field == "audio":  # the video is uploaded (and remembered) first: run once
+            lipsync(video=host.video_from_file(clip), audio=tone(0.5))
+        env.answer_next(400, _refusal("mediaStorage", "invalidMedia", "media"),
+                        task_type="mediaStorage")
+        run = lambda: lipsync(video=host.video_from_file(clip), audio=tone())  # noqa: E731
+    before = len(env.accepted_submissions())
     with pytest.raises(pack_module("nodes.runware.errors").ValidationError) as exc:
-        lipsync(video=host.video_from_file(clip), audio=tone())
+        run()
     text = str(exc.value)
-    assert exc.value.parameter == "video" and text.startswith("video: Runware refused")
-    assert "parameter media" not in text and "nothing was paid for" in text
-    assert env.accepted_submissions() == []
+    assert exc.value.parameter == field and text.startswith(f"{field}: Runware refused")
+    assert "Invalid value for" in text  # Runware's reason is kept ...
+    assert "parameter media" not in text  # ... but not its field name
+    assert f"connected to {field}" in text and "nothing was paid for" in text
+    assert len(env.accepted_submissions()) == before

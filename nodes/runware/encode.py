@@ -205,7 +205,7 @@ def check_audio(audio: Any, input_name: str) -> tuple[torch.Tensor, int]:
 
     More than two channels are mixed down to stereo (see :func:`downmix_to_stereo`).
     """
-    if not is_audio(audio):
+    if not is_audio(audio, input_name):
         raise MediaError(
             f"{input_name} must be an AUDIO value (waveform + sample_rate), got "
             f"{type(audio).__name__}", parameter=input_name,

@@ -38,19 +38,42 @@ class NotEnoughMemoryError(MediaError):
     """Decoding frames would need more memory than the machine has available."""
 
 
-def is_audio(value: Any) -> bool:
+def is_audio(value: Any, input_name: str | None = None) -> bool:
     """True for an AUDIO value: any mapping with ``waveform`` and ``sample_rate``.
 
     ComfyUI's own AUDIO is a dict; VideoHelperSuite's Load Video hands out a lazy
     ``Mapping`` that decodes on first access. Both are accepted (as ComfyUI's SaveAudio does).
+    With ``input_name`` (an AUDIO input being checked) a lazy mapping is loaded here, and
+    one that cannot load its audio raises a :class:`MediaError` naming the input: it *is*
+    connected, so "connect an AUDIO output" would be the wrong advice.
     """
-    if isinstance(value, Mapping) or (hasattr(value, "keys") and hasattr(value, "__getitem__")):
-        try:
-            keys = set(value.keys())
-        except Exception:  # a lazy mapping that cannot load its audio
+    if not (isinstance(value, Mapping)
+            or (hasattr(value, "keys") and hasattr(value, "__getitem__"))):
+        return False
+    try:
+        keys = set(value.keys())
+        if input_name is not None and {"waveform", "sample_rate"} <= keys:
+            value["waveform"], value["sample_rate"]  # noqa: B018 - a lazy mapping loads here
+    except Exception as exc:  # a lazy mapping that cannot load its audio
+        if input_name is None:
             return False
-        return {"waveform", "sample_rate"} <= keys
-    return False
+        raise unreadable_audio(input_name, exc) from exc
+    return {"waveform", "sample_rate"} <= keys
+
+
+def unreadable_audio(input_name: str, exc: BaseException) -> MediaError:
+    """The AUDIO connected to ``input_name`` failed to load (e.g. VideoHelperSuite's Load
+    Video on a clip without sound raises "VHS failed to extract audio")."""
+    reason = (str(exc).strip().splitlines() or [""])[0][:160]
+    reason = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    return MediaError(
+        f"{input_name}: the connected AUDIO could not be read ({reason}). Its loader "
+        "failed to load the sound, most often because the video it comes from has no "
+        "audio track (or one it cannot decode); nothing was uploaded",
+        parameter=input_name,
+        hint=f"Check that the file plays with sound, or connect the sound of a file that "
+             f"has it (e.g. Load Audio) to {input_name}.",
+    )
 
 
 def audio_layout(channels: int) -> av.AudioLayout:

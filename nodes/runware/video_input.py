@@ -153,7 +153,8 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
     Demuxes every packet (no decoding): a read error, a corrupt packet, fewer packets than
     an MP4/MOV index lists, or Matroska/WEBM data ending before its stated duration means
     the file is damaged or cut short. Then decodes from the last keyframe to the end: the
-    tail must decode. Raises :class:`MediaError` naming ``input_name``.
+    tail must decode, with no frame the decoder marks corrupt (H.264 conceals garbled data
+    instead of failing). Raises :class:`MediaError` naming ``input_name``.
     """
     label = _label(source)
     size = _size(source)
@@ -167,7 +168,7 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         ends: dict[int, float] = {}
         v_start, v_end = math.inf, 0.0  # the video's own span (audio may run longer)
         corrupt = 0
-        last_key: int | None = None  # pts of the last video keyframe
+        last_key: int | None = None  # dts (else pts) of the last video keyframe
         last_key_index = 0
         try:
             for pkt in container.demux(*streams):
@@ -183,7 +184,10 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
                     if pkt.stream is vs:
                         v_start, v_end = min(v_start, at), max(v_end, end)
                 if pkt.stream is vs and pkt.is_keyframe:
-                    last_key, last_key_index = ts, counts[vs.index] - 1
+                    # seek by dts: MPEG-TS seeks by it, and a pts past it (B-frames)
+                    # would land after the keyframe and decode nothing
+                    key_ts = pkt.dts if pkt.dts is not None else ts
+                    last_key, last_key_index = key_ts, counts[vs.index] - 1
         except av.error.FFmpegError as exc:
             raise _damaged(input_name, label, f"reading stops with an error ({_short(exc)})") \
                 from None
@@ -220,10 +224,14 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         channels = int(astream.codec_context.channels or 0) if astream is not None else 0
         audio_rate = int(astream.codec_context.sample_rate or 0) if astream is not None else 0
         coded = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
-    decoded, rotation, shape = _decode_tail(source, input_name, label, last_key, last_key_index)
+    decoded, garbled, rotation, shape = _decode_tail(source, input_name, label, last_key,
+                                                     last_key_index)
     need = frame_count - last_key_index
     if decoded == 0:
         raise _damaged(input_name, label, f"its last {need} frames do not decode")
+    if garbled:
+        raise _damaged(input_name, label, f"{garbled} of its last {need} frames decode only "
+                                          "with errors (their data is garbled)")
     width, height = display_size(*(shape or coded), rotation)
     if not fps:
         fps = frame_count / (v_end - v_start) if v_end > v_start else 24.0
@@ -244,26 +252,43 @@ def _head(source: Path | BinaryIO) -> bytes:
     return bytes(source.getbuffer()[:64])
 
 
-def _decode_tail(source: Path | BinaryIO, input_name: str, label: str, key_pts: int | None,
-                 key_index: int) -> tuple[int, int, tuple[int, int] | None]:
-    """Decode from the last keyframe to the end: (frames decoded, rotation, (w, h))."""
-    decoded, rotation, shape = 0, 0, None
+def _decode_tail(source: Path | BinaryIO, input_name: str, label: str, key_ts: int | None,
+                 key_index: int) -> tuple[int, int, int, tuple[int, int] | None]:
+    """Decode from the last keyframe to the end.
+
+    Returns (frames decoded, frames garbled, rotation, (w, h)). H.264 hides garbled data:
+    its decoder conceals the damage and raises nothing, but marks the frame corrupt
+    (AV_FRAME_FLAG_CORRUPT), which is counted. (An open GOP's leading pictures, which
+    reference the interval before the seek point, are dropped by the decoder, not
+    marked.)
+    """
+    decoded, garbled = 0, 0
+    rotation, shape = 0, None
+    seek = key_index > 0 and key_ts is not None
     with _open(source, input_name, label) as container:
         vs, _ = _streams(container, input_name, label)
         vs.thread_type = "AUTO"
         try:
-            if key_index > 0 and key_pts is not None:
-                container.seek(key_pts, stream=vs, backward=True, any_frame=False)
-            for frame in container.decode(vs):
-                decoded += 1
-                rotation = rotation_of(frame)
-                shape = (frame.width, frame.height)
+            for attempt in (True, False) if seek else (False,):
+                if attempt:
+                    container.seek(key_ts, stream=vs, backward=True, any_frame=False)
+                elif seek:  # the seek decoded nothing (a demuxer that seeks past it)
+                    log.debug("%s: the seek to the last keyframe of %s decoded nothing; "
+                              "decoding it all", input_name, label)
+                    container.seek(0, backward=True, any_frame=False)
+                for frame in container.decode(vs):
+                    decoded += 1
+                    garbled += bool(getattr(frame, "is_corrupt", False))
+                    rotation = rotation_of(frame)
+                    shape = (frame.width, frame.height)
+                if decoded:
+                    break
         except av.error.FFmpegError as exc:
             raise _damaged(input_name, label,
                            f"its last frames do not decode ({_short(exc)})") from None
     if isinstance(source, io.BytesIO):
         source.seek(0)
-    return decoded, rotation, shape
+    return decoded, garbled, rotation, shape
 
 
 # -- converting ---------------------------------------------------------------------------
