@@ -54,7 +54,7 @@ from .errors import (
     release_secret,
     scrub,
 )
-from .files import atomic_file
+from .files import TempFileReplaced, atomic_file
 from .logs import get_logger
 from .store import MAX_COST
 
@@ -666,6 +666,14 @@ class RunwareClient:
             err = DownloadError(f"The download did not finish within {limit:.0f} s",
                                 task_uuid=task_uuid,
                                 hint="Check the connection, then queue again (no new charge).")
+            err.retryable = False
+            raise err from None
+        except TempFileReplaced:
+            err = DownloadError(
+                "The download's temp file was replaced by another file or a link while it "
+                "was written; nothing was kept", task_uuid=task_uuid,
+                hint="Something else writes into the result folder (another program, or "
+                "someone uploading through ComfyUI). Queue again (no new charge).")
             err.retryable = False
             raise err from None
         return dest

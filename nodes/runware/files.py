@@ -31,6 +31,10 @@ CREATE_TRIES = 8
 _TAKEN = {errno.EEXIST, errno.EISDIR, errno.ELOOP}
 
 
+class TempFileReplaced(OSError):
+    """The temp file's name no longer leads to the file this process created."""
+
+
 def _token() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -87,7 +91,8 @@ def _fsync_file(path: Path) -> None:
 def _check_plain(tmp: Path) -> None:
     """Only a plain file is renamed into place (never a link swapped in meanwhile)."""
     if not stat.S_ISREG(os.lstat(tmp).st_mode):
-        raise OSError(errno.EEXIST, "the temp file was replaced by something else", str(tmp))
+        raise TempFileReplaced(errno.EEXIST, "the temp file was replaced by something else",
+                               str(tmp))
 
 
 @contextlib.contextmanager
@@ -129,8 +134,8 @@ def atomic_file(dest: Path | str, *, tag: str = "part") -> Iterator[tuple[Binary
             now = os.lstat(tmp)
             if (now.st_dev, now.st_ino) != (created.st_dev, created.st_ino) or \
                     not stat.S_ISREG(now.st_mode):
-                raise OSError(errno.EEXIST, "the temp file was replaced by something else",
-                              str(tmp))
+                raise TempFileReplaced(errno.EEXIST, "the temp file was replaced by something "
+                                       "else", str(tmp))
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(OSError):
