@@ -19,6 +19,7 @@ import base64
 import ipaddress
 import json
 import math
+import os
 import random
 import re
 import socket
@@ -27,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -36,7 +37,7 @@ from aiohttp.helpers import get_env_proxy_for_url, proxies_from_env
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig
+from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig, DownloadCap
 from .errors import (
     CancelledError,
     DownloadError,
@@ -53,7 +54,7 @@ from .errors import (
     release_secret,
     scrub,
 )
-from .files import atomic_path
+from .files import TempFileReplaced, atomic_file
 from .logs import get_logger
 from .store import MAX_COST
 
@@ -641,22 +642,24 @@ class RunwareClient:
         return self._download_session
 
     async def download(self, url: str, dest: Path, *, task_uuid: str | None = None,
-                       max_bytes: int | None = None) -> Path:
+                       cap: DownloadCap | None = None) -> Path:
         """Stream ``url`` to ``dest``, resuming with Range after a dropped connection.
 
         The body goes to a private part file, renamed only when its size matches the
         server's Content-Length, so a partial file never looks like a result. The whole
         download is bounded by the job time limit (a trickling server cannot hang it) and
-        the body by ``max_bytes`` (default: the config's max_download_bytes).
+        the body by ``cap`` (default: the config's RUNWARE_MAX_DOWNLOAD_MB).
         """
         self.check_download_url(url)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         limit = self.config.job_timeout
-        cap = self.config.max_download_bytes if max_bytes is None else max_bytes
+        cap = cap or self.config.download_cap()
         try:
-            # A private part file: two downloads of the same result never share one.
-            with atomic_path(dest) as part:
+            # A private part file, created here and written only through this descriptor
+            # (resumes too): two downloads of the same result never share one, and a
+            # name planted beside the result is skipped, never written through.
+            with atomic_file(dest) as (part, _name):
                 await asyncio.wait_for(self._download_resuming(url, part, task_uuid, cap),
                                        limit)
         except asyncio.TimeoutError:
@@ -665,10 +668,18 @@ class RunwareClient:
                                 hint="Check the connection, then queue again (no new charge).")
             err.retryable = False
             raise err from None
+        except TempFileReplaced:
+            err = DownloadError(
+                "The download's temp file was replaced by another file or a link while it "
+                "was written; nothing was kept", task_uuid=task_uuid,
+                hint="Something else writes into the result folder (another program, or "
+                "someone uploading through ComfyUI). Queue again (no new charge).")
+            err.retryable = False
+            raise err from None
         return dest
 
-    async def _download_resuming(self, url: str, part: Path, task_uuid: str | None,
-                                 cap: int) -> None:
+    async def _download_resuming(self, url: str, part: BinaryIO, task_uuid: str | None,
+                                 cap: DownloadCap) -> None:
         total: int | None = None
         failures = 0
         while True:
@@ -685,7 +696,8 @@ class RunwareClient:
                 await self.sleep(delay, task_uuid)
                 continue
             break
-        size = part.stat().st_size
+        part.flush()
+        size = os.fstat(part.fileno()).st_size
         if total is not None and size != total:
             raise DownloadError(
                 f"Downloaded {size} bytes but the server announced {total}", task_uuid=task_uuid
@@ -729,9 +741,11 @@ class RunwareClient:
         )
 
     async def _download_into(
-        self, part: Path, url: str, total: int | None, task_uuid: str | None, cap: int
+        self, part: BinaryIO, url: str, total: int | None, task_uuid: str | None,
+        cap: DownloadCap,
     ) -> int | None:
-        have = part.stat().st_size if part.exists() else 0
+        part.flush()
+        have = os.fstat(part.fileno()).st_size
         # identity: a compressed body could expand without bound, and Range counts bytes
         # of the file itself. Never an Authorization header: the key goes to the API only.
         headers = {"Accept-Encoding": "identity"}
@@ -759,22 +773,22 @@ class RunwareClient:
                 else:
                     start, announced = _content_range(resp.headers.get("Content-Range"))
                     if start != have:  # not the part we asked for: start over next time
-                        part.unlink(missing_ok=True)
+                        part.seek(0)
+                        part.truncate()
                         raise DownloadError(f"the server resumed at byte {start}, not {have}",
                                             task_uuid=task_uuid)
                     total = announced or total
-                if total is not None and total > cap:
+                if total is not None and total > cap.limit:
                     raise _too_large(cap, task_uuid, announced=total)
-                with open(part, "r+b" if have else "wb") as fh:
-                    fh.seek(have)
-                    fh.truncate()
-                    async for chunk in resp.content.iter_chunked(self.config.download_chunk):
-                        self.check_cancel(task_uuid)
-                        if have + len(chunk) > cap:  # no (or a lying) length: endless body
-                            raise _too_large(cap, task_uuid)
-                        fh.write(chunk)
-                        have += len(chunk)
-                        self._report(Progress("downloading", task_uuid, _pct(have, total)))
+                part.seek(have)
+                part.truncate()
+                async for chunk in resp.content.iter_chunked(self.config.download_chunk):
+                    self.check_cancel(task_uuid)
+                    if have + len(chunk) > cap.limit:  # no (or a lying) length: endless body
+                        raise _too_large(cap, task_uuid)
+                    part.write(chunk)
+                    have += len(chunk)
+                    self._report(Progress("downloading", task_uuid, _pct(have, total)))
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             raise DownloadError(
                 f"connection lost after {have} bytes ({type(exc).__name__})", task_uuid=task_uuid
@@ -801,14 +815,19 @@ def _refused(url: str, reason: str) -> RefusedDownloadError:
     )
 
 
-def _too_large(cap: int, task_uuid: str | None, announced: int | None = None
+def _too_large(cap: DownloadCap, task_uuid: str | None, announced: int | None = None
                ) -> RefusedDownloadError:
     size = f" ({_size_text(announced)} announced)" if announced else ""
+    again = "queue the same graph again" + (
+        f" (or use Runware Fetch Result with taskUUID {task_uuid})" if task_uuid else "")
     return RefusedDownloadError(
-        f"The result is larger than {_size_text(cap)}, the most one result may "
-        f"be{size}; stopped the download", task_uuid=task_uuid,
-        hint=f"If a result this large is expected, raise {MAX_DOWNLOAD_MB_ENV} and queue "
-        "again: the job is picked up without paying again.",
+        f"The result is larger than {_size_text(cap.limit)}{size}, {cap.reason()}; stopped "
+        "the download before keeping any of it", task_uuid=task_uuid,
+        hint="The job itself is done and paid: its taskUUID is kept, and the result stays "
+        f"on Runware for a while. If a result this large is expected, set "
+        f"{MAX_DOWNLOAD_MB_ENV} to the most MiB one result may be (more than "
+        f"{math.ceil(cap.limit / 1024**2)}) where ComfyUI is started, restart ComfyUI and "
+        f"{again}: it is downloaded without paying again.",
     )
 
 

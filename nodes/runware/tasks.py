@@ -35,6 +35,8 @@ from .spec import (
 SAFETY_MODES = ("off", "fast", "full")
 OUTPUT_FORMATS = ("MP4", "WEBM", "MOV")
 EXTENSIONS = {"MP4": "mp4", "WEBM": "webm", "MOV": "mov"}
+# The length of an Ovi clip (the model has no duration parameter).
+OVI_CLIP_SECONDS = 5.0
 
 # API path (prefix) -> the node input that sets it. Longest prefix wins.
 OVI_FIELDS: dict[str, str] = {
@@ -170,6 +172,14 @@ class PreparedJob:
     uploads: list[Upload] = field(default_factory=list)
     # Seconds of the input video (sync-3): what its price scales with (see spend.py).
     video_seconds: float | None = None
+
+    @property
+    def result_seconds(self) -> float | None:
+        """How long a result video of this job is: Ovi's clip, sync-3's input video (every
+        sync mode fits the audio to it); None when unknown. Bounds the download's size."""
+        if self.model == OVI_MODEL:
+            return OVI_CLIP_SECONDS
+        return self.video_seconds
 
     @property
     def number_results(self) -> int:
