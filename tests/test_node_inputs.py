@@ -141,3 +141,24 @@ def test_check_node_inputs_passes_good_values():
     options.check_node_inputs("X", a=1.5, b="text \U0001F600 ok", c=0, d=None, e=-0.0)
     with pytest.raises(errors.ValidationError, match="U\\+D83D at character 4"):
         options.check_node_inputs("X", prompt="abc \ud83d")
+
+
+@pytest.mark.parametrize(("name", "value", "scheme"), [
+    ("webhook_url", "ftp://x", "ftp"),
+    ("upload_endpoint", "mailto:a@b", "mailto"),
+    ("webhook_url", "FTP://files.example.com/in", "ftp"),
+])
+def test_delivery_urls_must_be_http_or_https(name, value, scheme):
+    """The Runware Delivery node refuses a URL Runware cannot POST / PUT to, naming the
+    input, before any job uses it; http(s) goes through as given."""
+    values = {"webhook_url": "", "upload_endpoint": "", "ttl": 0, name: value}
+    with pytest.raises(errors.ValidationError) as info:
+        call("RunwareDelivery", values)
+    assert info.value.parameter == f"delivery.{name}"
+    assert name in str(info.value) and f"{scheme}:" in str(info.value)
+    assert "http://" in str(info.value) and "https://" in (info.value.hint or "")
+    (options_out,) = call("RunwareDelivery", {
+        "webhook_url": " https://hooks.example.com/done ",
+        "upload_endpoint": "https://bucket.example.com/put?sig=1", "ttl": 0})
+    assert options_out == {"webhookURL": "https://hooks.example.com/done",
+                           "uploadEndpoint": "https://bucket.example.com/put?sig=1"}
