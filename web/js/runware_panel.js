@@ -406,8 +406,13 @@ function renderLimitSetting() {
     status.textContent = typeof body === "string" ? body : describeLimitStatus(body);
     status.style.color = kind === "error" ? COLORS.error : kind === "ok" ? COLORS.ok : "";
   };
+  // The first read may answer after the user has typed or saved: it must not overwrite
+  // their text or the message their save (or a refused value) put up.
+  let touched = false;
+  input.addEventListener("input", () => { touched = true; });
   const load = async () => {
     const r = await request(ROUTES.limit);
+    if (touched) return;
     if (!r.ok) {
       show(r.body?.error || `Could not read the limit (HTTP ${r.status}).`, "error");
       return;
@@ -416,6 +421,7 @@ function renderLimitSetting() {
     show(r.body, r.body.error ? "error" : "info");
   };
   const doSave = async () => {
+    touched = true;
     const parsed = parseLimitInput(input.value);
     if (!parsed.ok) {
       show(parsed.error, "error");
