@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -55,20 +56,56 @@ def pack_version() -> str:
 # -- standalone double ------------------------------------------------------------------
 
 
-def _load_pack():
-    name = "runware_ovi_sync_offline"
+def comfyui_module_name(folder: Path) -> str:
+    """The module name ComfyUI gives a custom-node folder: its absolute path, with every
+    "." written as "_x_" (ComfyUI's nodes.py ``load_custom_node``)."""
+    return str(folder).replace(".", "_x_")
+
+
+def load_package(folder: Path, name: str, *, comfyui_nodes_stand_in: bool = False
+                 ) -> types.ModuleType:
+    """Import ``folder/__init__.py`` by path as the package ``name`` (once), the way ComfyUI
+    imports a pack: its modules then import each other only relatively.
+
+    ``comfyui_nodes_stand_in`` plants an empty top-level ``nodes`` module first, where
+    ComfyUI's own ``nodes.py`` would be (tests and benchmarks: an absolute ``import nodes``
+    in the pack then finds ComfyUI's, not the pack's, as it would inside ComfyUI).
+
+    This is the one loader: the tests, the benchmarks and the standalone double use it.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    if comfyui_nodes_stand_in and "nodes" not in sys.modules:
+        stand_in = types.ModuleType("nodes")
+        stand_in.__file__ = "<ComfyUI nodes.py stand-in>"
+        stand_in.NODE_CLASS_MAPPINGS = {}  # type: ignore[attr-defined]
+        sys.modules["nodes"] = stand_in
     spec = importlib.util.spec_from_file_location(
-        name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+        name, Path(folder) / "__init__.py", submodule_search_locations=[str(folder)]
     )
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.nodes.runware.double.cli")
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_pack(name: str | None = None, *, comfyui_nodes_stand_in: bool = False
+              ) -> types.ModuleType:
+    """This pack, loaded by path (default name: the one ComfyUI would give it)."""
+    return load_package(ROOT, name or comfyui_module_name(ROOT),
+                        comfyui_nodes_stand_in=comfyui_nodes_stand_in)
 
 
 def run_double(argv: Sequence[str]) -> int:
     try:
-        cli = _load_pack()
+        name = "runware_ovi_sync_offline"
+        load_pack(name)
+        cli = importlib.import_module(f"{name}.nodes.runware.double.cli")
     except ModuleNotFoundError as exc:
         print(f"error: {sys.executable} lacks the pack's requirements ({exc}). Install "
               f"them: {sys.executable} -m pip install -r {ROOT / 'requirements.txt'}",

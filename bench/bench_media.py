@@ -49,7 +49,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PACK_NAME = str(REPO).replace(".", "_x_")
+sys.path.insert(0, str(REPO))  # the pack's one loader, offline_runware.py (removed below)
+import offline_runware  # noqa: E402
+
+sys.path.remove(str(REPO))
+PACK_NAME = offline_runware.comfyui_module_name(REPO)
 sys.path.insert(0, str(REPO / "tests"))  # media_factory: the clip maker the tests use too
 
 GiB = 1 << 30
@@ -60,16 +64,13 @@ MiB = 1 << 20
 
 
 def pack_module(dotted: str) -> types.ModuleType:
+    """A module of the pack, loaded by path the way ComfyUI loads it (the tests' loader)."""
     if PACK_NAME not in sys.modules:
-        if "nodes" not in sys.modules:  # ComfyUI's own top-level "nodes" stands elsewhere
-            sys.modules["nodes"] = types.ModuleType("nodes")
-        spec = importlib.util.spec_from_file_location(
-            PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACK_NAME] = module
-        spec.loader.exec_module(module)
+        offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
+        # No ComfyUI here: VIDEO values are made with the tests' stand-ins of its classes.
+        import video_standins
+
+        video_standins.install(importlib.import_module(f"{PACK_NAME}.nodes.host"))
     return importlib.import_module(f"{PACK_NAME}.{dotted}")
 
 
@@ -233,7 +234,8 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
     import torch  # noqa: F401  (imported before the baseline: ComfyUI has it loaded)
 
     kind = task["kind"]
-    media = pack_module("nodes.runware.media")
+    decode = pack_module("nodes.runware.decode")
+    encode = pack_module("nodes.runware.encode")
     real = comfy_classes() if task.get("real") else None
     if real is not None and "error" in real:
         return {"error": real["error"]}
@@ -244,7 +246,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         base = _maxrss()
         t0 = time.perf_counter()
         if kind == "decode_ours":
-            d = media.decode_video(Path(path))
+            d = decode.decode_video(Path(path))
             images, audio = d.images, d.audio
         elif kind == "decode_ref":
             images, audio, _ = reference_get_components(path)
@@ -294,7 +296,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         base = _maxrss()
         t0 = time.perf_counter()
         if kind == "encode_ours":
-            media.frames_to_mp4(images, fps, Path(dest), audio)
+            encode.frames_to_mp4(images, fps, Path(dest), audio)
         elif kind == "encode_ref":
             reference_save_to(dest, images, audio, Fraction(fps))
         elif kind == "encode_real":
@@ -309,7 +311,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         client_mod = pack_module("nodes.runware.client")
         config_mod = pack_module("nodes.runware.config")
         host = pack_module("nodes.host")
-        video_input = pack_module("nodes.runware.video_input")
+        video_io = pack_module("nodes.video_io")
         sent = {"bytes": 0, "content_length": 0}
         original = client_mod._base64_json_body
 
@@ -333,7 +335,7 @@ def child(task: dict[str, Any]) -> dict[str, Any]:
         async def run() -> Any:
             cfg = config_mod.ClientConfig(api_url=task["api_url"], api_key="k")
             async with client_mod.RunwareClient(cfg) as client:
-                source, mime = video_input.video_upload_source(video, Path(task["work"]))
+                source, mime = video_io.video_upload_source(video, Path(task["work"]))
                 out["source_is_original_file"] = str(source) == task["path"]
                 return await client.upload_media(source, mime)
 

@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="hypothesis seed")
     parser.add_argument("--show", type=int, default=5, help="violations to print in full")
     args = parser.parse_args()
-    logging.getLogger("runware_ovi_sync").setLevel(logging.CRITICAL)
+    fault_engine.pack_module("nodes.runware.logs").get_logger().setLevel(logging.CRITICAL)
 
     counts = {"schedules": 0, "violations": 0, "actions": 0}
     shown: list[str] = []

@@ -44,28 +44,24 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PACK_NAME = str(REPO).replace(".", "_x_")
+sys.path.insert(0, str(REPO))  # the pack's one loader, offline_runware.py (removed below)
+import offline_runware  # noqa: E402
+
+sys.path.remove(str(REPO))
+PACK_NAME = offline_runware.comfyui_module_name(REPO)
 sys.path.insert(0, str(REPO / "tests"))  # media_factory: the clip maker the tests use too
 
 
 def pack_module(dotted: str) -> types.ModuleType:
-    """A module of the pack, loaded by path the way ComfyUI loads it."""
-    if PACK_NAME not in sys.modules:
-        if "nodes" not in sys.modules:  # ComfyUI's own top-level "nodes" stands elsewhere
-            sys.modules["nodes"] = types.ModuleType("nodes")
-        spec_ = importlib.util.spec_from_file_location(
-            PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-        )
-        assert spec_ and spec_.loader
-        module = importlib.util.module_from_spec(spec_)
-        sys.modules[PACK_NAME] = module
-        spec_.loader.exec_module(module)
+    """A module of the pack, loaded by path the way ComfyUI loads it (the tests' loader)."""
+    offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
     return importlib.import_module(f"{PACK_NAME}.{dotted}")
 
 
 spec = pack_module("nodes.runware.spec")
 tasks_mod = pack_module("nodes.runware.tasks")
-node_media = pack_module("nodes.runware.media")
+node_decode = pack_module("nodes.runware.decode")
+node_encode = pack_module("nodes.runware.encode")
 double_mod = pack_module("nodes.runware.double")
 
 KEY = "differential-test-key-0123456789"
@@ -224,7 +220,7 @@ def make_media(double: Any, work: Path) -> MediaSet:
             path = write_webm(work / name, **kwargs)
         else:
             path = write_mp4(work / name, **kwargs)
-        info = node_media.probe_video(path)  # the node's own reading of the file
+        info = node_decode.probe_video(path)  # the node's own reading of the file
         facts = tasks_mod.video_media_facts(tasks_mod.VideoFacts(
             width=info.width, height=info.height, fps=info.fps,
             frame_count=info.frame_count, duration=info.duration))
@@ -233,7 +229,7 @@ def make_media(double: Any, work: Path) -> MediaSet:
         out.videos.append(Medium(client.upload(mime, path.read_bytes()), facts))
     for name, seconds, rate in (("a1.flac", 1.0, 16000), ("a13.flac", 1.337, 22050)):
         audio = _tone(seconds, rate)
-        path = node_media.audio_to_file(audio, work / name)  # what the node uploads
+        path = node_encode.audio_to_file(audio, work / name)  # what the node uploads
         duration = audio["waveform"].shape[-1] / audio["sample_rate"]
         out.audios.append(Medium(client.upload("audio/flac", path.read_bytes()),
                                  spec.MediaFacts(kind="audio", duration=duration)))

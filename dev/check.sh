@@ -2,9 +2,9 @@
 # Every test, from a fresh clone: bash dev/check.sh
 #
 # Makes .venv (Python 3.11), installs the CPU build of torch, the pack's dependencies and
-# the test extras, and comfy-cli in a venv of its own; then runs ruff, the web extension's
-# JS tests, and pytest (which also runs comfy-cli's registry checks). CI runs exactly this
-# command, through .ci/run, so a newcomer and CI cannot drift apart.
+# the test extras, and comfy-cli in a venv of its own; then runs ruff, mypy, the web
+# extension's JS tests, and pytest (which also runs comfy-cli's registry checks). CI runs
+# exactly this command, through .ci/run, so a newcomer and CI cannot drift apart.
 # Environment: PYTHON (default python3.11), VENV (default .venv), COMFY_VENV
 # (default .venv-comfycli) to reuse environments elsewhere.
 set -euo pipefail
@@ -32,5 +32,8 @@ COMFY_CLI="$(cd "$COMFY_VENV" && pwd)/bin/comfy"
 export COMFY_CLI
 
 ruff check .
+# Types: the core first (it stands alone), then every module of nodes/.
+mypy nodes/runware
+mypy nodes
 node --test tests/js/
 pytest

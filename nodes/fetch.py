@@ -6,17 +6,11 @@ import uuid
 from typing import Any
 
 from . import host
-from .common import (
-    CATEGORY,
-    HIDDEN,
-    MODEL_OUTPUT_IS_LIST,
-    MODEL_OUTPUT_NAMES,
-    MODEL_OUTPUT_TOOLTIPS,
-    MODEL_OUTPUTS,
-    STRING,
+from .inputs import HIDDEN, Inputs, combo_input, string_input
+from .run import (
+    ModelNode,
     StatusText,
     client_config,
-    is_changed,
     model_outputs,
     preview_ui,
     result_cache,
@@ -27,6 +21,12 @@ from .runware.spec import OVI_MODEL, SYNC3_MODEL
 from .spend_panel import tracked_fetch
 
 MODELS = {"Ovi": OVI_MODEL, "sync-3": SYNC3_MODEL}
+
+INPUTS = Inputs(
+    string_input("task_uuid", "The taskUUID of the job to recover."),
+    combo_input("model", tuple(MODELS), "Ovi", "Which model ran the job."),
+    hidden=HIDDEN,
+)
 
 
 def normalize_task_uuid(text: object) -> str:
@@ -54,35 +54,19 @@ def normalize_task_uuid(text: object) -> str:
     return str(uuid.UUID(hex=compact))
 
 
-class RunwareFetchResult:
+class RunwareFetchResult(ModelNode):
     DESCRIPTION = (
         "Recovers a Runware Ovi or sync-3 job by its taskUUID (from a node's info output, "
         "an error message or the log) without paying again: it only waits for the job and "
         "downloads its results, or reuses them from the on-disk cache."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "fetch"
-    RETURN_TYPES = MODEL_OUTPUTS
-    RETURN_NAMES = MODEL_OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
-    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
+    INPUTS = INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "task_uuid": STRING("The taskUUID of the job to recover."),
-                "model": (list(MODELS), {"default": "Ovi",
-                                         "tooltip": "Which model ran the job."}),
-            },
-            "hidden": HIDDEN,
-        }
-
-    IS_CHANGED = classmethod(is_changed)
-
-    async def fetch(self, task_uuid: str, model: str, unique_id: str | None = None,
-                    graph: dict | None = None) -> dict[str, Any]:
-        task_uuid = normalize_task_uuid(task_uuid)
+    async def fetch(self, *args: Any, unique_id: str | None = None,
+                    graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
+        values = INPUTS.values(inputs, args)
+        task_uuid, model = normalize_task_uuid(values["task_uuid"]), values["model"]
         if model not in MODELS:
             raise ValidationError(f"model must be one of {', '.join(MODELS)}",
                                   parameter="model")

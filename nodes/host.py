@@ -7,15 +7,16 @@ sensible default: no interrupt, no progress UI, directories under the system tem
 from __future__ import annotations
 
 import html
-import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .runware.config import env_directory
+from .runware.logs import LOGGER_NAME, get_logger
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 
 def _import(name: str) -> Any | None:
@@ -69,6 +70,12 @@ def check_interrupted() -> None:
     """A cancel point between steps: raise ComfyUI's interrupt if Cancel was pressed."""
     if is_interrupted():
         raise_interrupted()
+
+
+def cancel_check() -> Callable[[], None] | None:
+    """``check_interrupted`` for a loop that calls it often (per packet), or None outside
+    ComfyUI, where each call would retry the failing import for nothing."""
+    return check_interrupted if interrupt_exception_type() is not None else None
 
 
 def _prompt_server() -> Any | None:
@@ -141,7 +148,7 @@ def _directory(getter: str, env: str, default_leaf: str) -> Path:
     fp = _import("folder_paths")
     if fp is not None and hasattr(fp, getter):
         return Path(getattr(fp, getter)())
-    return Path(tempfile.gettempdir()) / "runware_ovi_sync" / default_leaf
+    return Path(tempfile.gettempdir()) / LOGGER_NAME / default_leaf
 
 
 def output_directory() -> Path:
@@ -157,12 +164,16 @@ def temp_directory() -> Path:
 
 
 # -- VIDEO objects ----------------------------------------------------------------------
-# ComfyUI's VIDEO type is a ``comfy_api`` VideoInput. We use the real classes when ComfyUI
-# is there and small stand-ins with the same methods when it is not (tests, benchmarks).
-# Inside a running ComfyUI a stand-in is a bug (core nodes such as Save Video check for
-# ComfyUI's own classes), so that case is logged as an error, once.
+# ComfyUI's VIDEO type is a ``comfy_api`` VideoInput; the pack makes its VIDEO outputs
+# with ComfyUI's own classes. Outside ComfyUI (tests, benchmarks) there are none: whoever
+# needs VIDEO values there installs stand-ins with the same methods through
+# ``install_video_classes`` (the tests do). Inside a running ComfyUI, classes that cannot
+# be imported are a bug (core nodes such as Save Video take only ComfyUI's own), so that
+# case is logged as an error, once.
 
+VIDEO_CLASS_NAMES = ("VideoFromFile", "VideoFromComponents", "VideoComponents")
 _STAND_IN_LOGGED = False
+_INSTALLED: dict[str, type] | None = None
 
 
 def in_comfyui() -> bool:
@@ -176,6 +187,18 @@ def in_comfyui() -> bool:
         return importlib.util.find_spec("comfy_api") is not None
     except (ImportError, ValueError):
         return False
+
+
+def install_video_classes(classes: dict[str, type] | None) -> None:
+    """VIDEO classes to use where ComfyUI's cannot be imported (``VIDEO_CLASS_NAMES`` ->
+    class), or None to remove them. Tests and benchmarks install stand-ins here; ComfyUI's
+    own classes always win when they import."""
+    global _INSTALLED
+    if classes is not None:
+        missing = [name for name in VIDEO_CLASS_NAMES if not isinstance(classes.get(name), type)]
+        if missing:
+            raise ValueError(f"install_video_classes: missing {', '.join(missing)}")
+    _INSTALLED = dict(classes) if classes is not None else None
 
 
 def _video_classes_from(impl: Any, types: Any) -> dict[str, Any] | None:
@@ -210,211 +233,34 @@ def comfy_video_classes() -> dict[str, Any] | None:
             return classes
     if not _STAND_IN_LOGGED and in_comfyui():
         _STAND_IN_LOGGED = True
+        instead = ("The stand-ins installed for tests are used instead, and core video "
+                   "nodes (Save Video, Get Video Components) will fail on them."
+                   if _INSTALLED is not None else
+                   "The Runware nodes cannot make their video output (core video nodes "
+                   "such as Save Video take only ComfyUI's own VIDEO classes).")
         log.error(
             "Runware: ComfyUI's VIDEO classes could not be imported (comfy_api.latest: %s; "
-            "comfy_api.input_impl: %s). The pack's own stand-ins are used instead, and "
-            "core video nodes (Save Video, Get Video Components) will fail on them. "
-            "Update ComfyUI, or report this with ComfyUI's version.",
-            latest_error or "incomplete", impl_error or util_error or "incomplete",
+            "comfy_api.input_impl: %s). %s Update ComfyUI, or report this with ComfyUI's "
+            "version.",
+            latest_error or "incomplete", impl_error or util_error or "incomplete", instead,
         )
     return None
 
 
+def video_classes() -> dict[str, Any]:
+    """ComfyUI's VIDEO classes, else the installed stand-ins; an error saying why when
+    there are neither (the model nodes' callers keep the paid file and say where)."""
+    classes = comfy_video_classes() or _INSTALLED
+    if classes is None:
+        raise RuntimeError("ComfyUI's VIDEO classes (comfy_api) could not be imported, so "
+                           "no VIDEO can be made; update ComfyUI")
+    return classes
+
+
 def video_from_file(path: str | os.PathLike[str] | Any) -> Any:
-    """A lazy VIDEO over a file (or BytesIO): ComfyUI's ``VideoFromFile`` when available."""
+    """A lazy VIDEO over a file (or BytesIO): ComfyUI's ``VideoFromFile``."""
     source = str(path) if isinstance(path, (str, os.PathLike)) else path
-    classes = comfy_video_classes()
-    if classes is not None:
-        return classes["VideoFromFile"](source)
-    return LocalVideoFromFile(source)
-
-
-def video_from_components(images: Any, frame_rate: float, audio: dict | None = None) -> Any:
-    """A VIDEO over tensors in memory: ComfyUI's ``VideoFromComponents`` when available."""
-    from fractions import Fraction
-
-    rate = Fraction(frame_rate).limit_denominator(1001)
-    classes = comfy_video_classes()
-    if classes is not None:
-        components = classes["VideoComponents"](images=images, audio=audio, frame_rate=rate)
-        return classes["VideoFromComponents"](components)
-    return LocalVideoFromComponents(LocalVideoComponents(images, rate, audio))
-
-
-def _own_method(video: Any, name: str) -> Any | None:
-    """``video.name`` if a concrete class defines it (not only the abstract VideoInput)."""
-    owner = next((k for k in type(video).__mro__ if name in vars(k)), None)
-    if owner is None or owner.__name__ == "VideoInput":
-        return None
-    method = getattr(video, name, None)
-    return method if callable(method) else None
-
-
-def _private(video: Any, suffix: str) -> Any:
-    """A name-mangled attribute ``_<Class>__<suffix>`` of any class in the MRO, or None."""
-    for klass in type(video).__mro__:
-        attr = f"_{klass.__name__.lstrip('_')}__{suffix}"
-        if hasattr(video, attr):
-            return getattr(video, attr)
-    return None
-
-
-def video_edits(video: Any) -> str | None:
-    """Why a file-backed VIDEO is not what its file holds ("trimmed", "cropped"), or None.
-
-    Current ComfyUI says it through public methods: ``get_active_trim_window()`` (start,
-    duration; (0, 0) = whole clip) and ``has_pending_frame_edits()`` (a crop or resize not
-    in the stream yet). Releases that trim or crop without those methods only keep private
-    attributes, read as a fallback. A check that fails counts as an edit: re-encoding is
-    safe, uploading the unedited file is not.
-    """
-    try:
-        window = _own_method(video, "get_active_trim_window")
-        if window is not None:
-            start, duration = window()
-            if float(start) != 0.0 or float(duration) != 0.0:
-                return "trimmed"
-        elif _private(video, "start_time") or _private(video, "duration"):
-            return "trimmed"
-        pending = _own_method(video, "has_pending_frame_edits")
-        if pending is not None:
-            if pending():
-                return "cropped"
-        elif _private(video, "crop") is not None:
-            return "cropped"
-    except Exception:
-        log.debug("could not tell whether the VIDEO is trimmed or cropped", exc_info=True)
-        return "unknown edits"
-    return None
-
-
-def video_file_source(video: Any) -> Any | None:
-    """The file path / BytesIO a VIDEO object plays from, if it is backed by one as-is.
-
-    True for ComfyUI's ``VideoFromFile`` (and anything else that overrides
-    ``get_stream_source`` rather than inheriting ``VideoInput``'s encode-to-BytesIO
-    default). None for tensors in memory, and for a clip that is trimmed or cropped (see
-    ``video_edits``): its file is not what the user sees, so the caller encodes it.
-    """
-    if _own_method(video, "get_stream_source") is None:
-        return None
-    edits = video_edits(video)
-    if edits is not None:
-        log.debug("the VIDEO is %s: its file is not uploaded as it is", edits)
-        return None
-    try:
-        return video.get_stream_source()
-    except Exception:
-        log.debug("get_stream_source failed", exc_info=True)
-        return None
-
-
-def is_components_video(video: Any) -> bool:
-    """True for a VIDEO holding tensors in memory (``VideoFromComponents``)."""
-    return any(k.__name__ in ("VideoFromComponents", "LocalVideoFromComponents")
-               for k in type(video).__mro__)
-
-
-class LocalVideoComponents:
-    """Stand-in for ``comfy_api.util.VideoComponents`` (images, frame_rate, audio, metadata)."""
-
-    def __init__(self, images: Any, frame_rate: Any, audio: dict | None = None,
-                 metadata: dict | None = None) -> None:
-        self.images = images
-        self.frame_rate = frame_rate
-        self.audio = audio
-        self.metadata = metadata
-
-
-class LocalVideoFromFile:
-    """Stand-in for ComfyUI's ``VideoFromFile`` when ``comfy_api`` is absent (same methods)."""
-
-    def __init__(self, file: Any) -> None:
-        self._file = file
-
-    def _source(self) -> Any:
-        if hasattr(self._file, "seek"):
-            self._file.seek(0)
-        return self._file
-
-    def get_stream_source(self) -> Any:
-        return self._source()
-
-    def get_components(self) -> LocalVideoComponents:
-        from fractions import Fraction
-
-        from .runware.media import decode_video
-
-        decoded = decode_video(self._source())
-        return LocalVideoComponents(decoded.images, Fraction(decoded.fps).limit_denominator(1001),
-                                    decoded.audio)
-
-    def get_dimensions(self) -> tuple[int, int]:
-        from .runware.media import probe_video
-
-        info = probe_video(self._source())
-        return info.width, info.height
-
-    def get_duration(self) -> float:
-        from .runware.media import probe_video
-
-        return probe_video(self._source()).duration
-
-    def get_container_format(self) -> str:
-        from .runware.media import probe_video
-
-        return probe_video(self._source()).container
-
-    def save_to(self, path: Any, format: Any = "auto", codec: Any = "auto",
-                metadata: dict | None = None) -> None:
-        """Copy the file when it already is MP4 (or the container asked for), else re-encode."""
-        import shutil
-
-        from .runware.media import frames_to_mp4, sniff_container
-
-        source = self._source()
-        if hasattr(source, "getbuffer"):
-            head = bytes(source.getbuffer()[:64])
-        else:
-            with open(source, "rb") as fh:
-                head = fh.read(64)
-        wanted = str(getattr(format, "value", format)).lower()
-        if sniff_container(head) == "mp4" and wanted in ("auto", "mp4") and metadata is None:
-            if hasattr(source, "getbuffer"):
-                Path(path).write_bytes(source.getvalue())
-            else:
-                shutil.copyfile(source, path)
-            return
-        components = self.get_components()
-        frames_to_mp4(components.images, float(components.frame_rate), Path(path),
-                      components.audio)
-
-
-class LocalVideoFromComponents:
-    """Stand-in for ComfyUI's ``VideoFromComponents`` (tensors in memory)."""
-
-    def __init__(self, components: LocalVideoComponents) -> None:
-        self._components = components
-
-    def get_components(self) -> LocalVideoComponents:
-        return self._components
-
-    def get_dimensions(self) -> tuple[int, int]:
-        images = self._components.images
-        return int(images.shape[2]), int(images.shape[1])
-
-    def get_duration(self) -> float:
-        return float(self._components.images.shape[0] / self._components.frame_rate)
-
-    def get_container_format(self) -> str:
-        return "mp4"
-
-    def save_to(self, path: Any, format: Any = "auto", codec: Any = "auto",
-                metadata: dict | None = None) -> None:
-        from .runware.media import frames_to_mp4
-
-        c = self._components
-        frames_to_mp4(c.images, float(c.frame_rate), Path(path), c.audio)
+    return video_classes()["VideoFromFile"](source)
 
 
 def running_prompt() -> dict | None:

@@ -17,7 +17,6 @@ names are refused, writes must be JSON. Nothing here reads or returns the API ke
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -27,11 +26,12 @@ from typing import Any
 from aiohttp import web
 
 from . import host, spend_panel
-from .common import result_cache
+from .context import result_cache
 from .routes import PREFIX, Handler, _guarded
 from .runware.cache import ResultCache
 from .runware.config import API_URL_ENV, DAILY_LIMIT_ENV, DEFAULT_API_URL, env_text, env_url
 from .runware.errors import RunwareError, SettingError, scrub
+from .runware.logs import get_logger
 from .runware.spend import (
     LIMIT_FILE_WHERE,
     LIMIT_SETTING,
@@ -47,7 +47,7 @@ from .runware.spend import (
 )
 from .runware.store import api_endpoint, is_task_uuid
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 MAX_PAGE = 200
 _ENDPOINT = re.compile(r"^https?://[^/\s?#]{1,250}:\d{1,5}$")

@@ -5,7 +5,7 @@ Node ids are public API (saved workflows name them): never rename or remove one.
 
 from __future__ import annotations
 
-from .common import RunwareDelivery
+from .delivery import RunwareDelivery
 from .fetch import RunwareFetchResult
 from .ovi import RunwareAccelerator, RunwareOvi, RunwareOviPrompt
 from .sync3 import RunwareSync3, RunwareSync3Segment, RunwareSync3Speaker, RunwareSync3TTS

@@ -13,20 +13,20 @@ refused, and writes must be JSON (which a plain HTML form cannot send).
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from . import host
-from .common import key_file
+from .context import key_file
 from .runware.client import RunwareClient
 from .runware.config import ALLOWED_HOSTS_ENV, ClientConfig, env_host_list
 from .runware.errors import AuthError, MissingApiKeyError, RunwareError, SettingError
 from .runware.keystore import KeyStore, clean_key, is_plausible_key
+from .runware.logs import get_logger
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 PREFIX = "/runware_ovi_sync3"
 Handler = Callable[[web.Request], Awaitable[web.Response]]

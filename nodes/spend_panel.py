@@ -4,7 +4,7 @@
   Recover), fed by the same progress reports as the node's status text and pushed to
   every page as the websocket event ``runware_ovi_sync3.job`` (``{"op": "update" | "end",
   "job": {...}}``); ``GET /runware_ovi_sync3/live`` reads them for a fresh page.
-- ``tracked_run``: what ``common.run_job`` wraps a paid run in: the estimate, the daily
+- ``tracked_run``: what ``run.run_job`` wraps a paid run in: the estimate, the daily
   limit check (``spend.SpendGuard``), the live entry.
 - ``start_recover``: Recover from the panel, i.e. ``jobs.fetch_task`` (poll + download,
   never a submission) in a thread of its own, once per job at a time.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
 import uuid
@@ -23,8 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import host
+from .context import client_config, result_cache
 from .runware.client import Progress
 from .runware.errors import CancelledError, RunwareError, scrub
+from .runware.logs import get_logger
 from .runware.spend import (
     LIMIT_FILE_NAME,
     DailyLimit,
@@ -38,7 +39,7 @@ from .runware.spend import (
 )
 from .runware.store import PENDING_STATUSES, api_endpoint
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 EVENT = "runware_ovi_sync3.job"
 SEND_EVERY = 0.5  # seconds between two updates of one job (phase changes go at once)
@@ -248,7 +249,6 @@ def start_recover(endpoint: str, task_uuid: str) -> tuple[int, dict[str, Any]]:
     Polls and downloads into the cache (``fetch_task``): never submits, never pays, never
     queues the graph. One recovery per job at a time; the request's lock (the same the
     node takes) keeps it and a node resuming the same job from both collecting it."""
-    from .common import client_config, result_cache  # common imports this module
     from .runware.jobs import fetch_task
 
     config = client_config()

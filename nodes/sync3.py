@@ -7,36 +7,44 @@ from pathlib import Path
 from typing import Any
 
 from . import host
-from .common import (
-    CATEGORY,
+from .inputs import (
     DELIVERY_INPUT,
-    FLOAT,
     HIDDEN,
-    INT,
-    MODEL_OUTPUT_IS_LIST,
-    MODEL_OUTPUT_NAMES,
-    MODEL_OUTPUT_TOOLTIPS,
-    MODEL_OUTPUTS,
     REUSE_INPUT,
-    STRING,
-    is_changed,
+    Inputs,
+    TableNode,
+    combo_input,
+    float_input,
+    int_input,
     output_inputs,
+    socket_input,
+    string_input,
+)
+from .run import (
+    ModelNode,
     run_job,
 )
-from .runware import media, video_input
+from .runware.encode import audio_seconds, audio_upload_file
 from .runware.errors import ValidationError
-from .runware.tasks import (
+from .runware.media import is_audio
+from .runware.options import (
     SPEAKER_MODES,
-    SYNC_MODES,
-    Segment,
-    VideoFacts,
+    SegmentValue,
+    SpeakerOptions,
+    TTSOptions,
     check_node_inputs,
-    check_sync3_sources,
-    prepare_sync3,
     segment_options,
     speaker_options,
     tts_options,
 )
+from .runware.tasks import (
+    SYNC_MODES,
+    Segment,
+    Sync3Request,
+    check_sync3_sources,
+    prepare_sync3,
+)
+from .video_io import sync3_video_upload
 
 SEGMENTS_TYPE = "RUNWARE_SEGMENTS"
 SPEAKER_TYPE = "RUNWARE_SPEAKER"
@@ -50,8 +58,37 @@ SYNC_MODE_TOOLTIP = (
     "remap: the timing is stretched or squeezed so audio and video end together."
 )
 
+INPUTS = Inputs(
+    combo_input("sync_mode", SYNC_MODES, "cut_off", SYNC_MODE_TOOLTIP, api="settings.syncMode"),
+    socket_input("video", "VIDEO", "inputs.video: the video to lip-sync (uploaded as it is). "
+                 "Use this or images, not both.", api="inputs.video", optional=True),
+    socket_input("images", "IMAGE", "Frames to lip-sync instead of a VIDEO (encoded to MP4 at "
+                 "fps and uploaded).", api="inputs.video", optional=True),
+    float_input("fps", 24.0, 0.01, 120.0, 0.01, "Frame rate of images (only used with "
+                "images).", optional=True),
+    socket_input("audio", "AUDIO", "inputs.audio: the new voice track (uploaded losslessly).",
+                 api="inputs.audio", optional=True),
+    string_input("speech_text", "speech.text: text to speak with text-to-speech (1-5000 "
+                 "characters; empty = not used).", multiline=True, api="speech.text",
+                 optional=True),
+    string_input("voice", "speech.voice: voice id for speech_text; auto picks one that suits "
+                 "the speaker.", default="auto", api="speech.voice", optional=True),
+    socket_input("segments", SEGMENTS_TYPE, "settings.segments: timed audio pieces from "
+                 "Runware sync-3 Segment nodes.", api="settings.segments", optional=True),
+    socket_input("speaker", SPEAKER_TYPE, "settings.activeSpeakerDetection: who to lip-sync "
+                 "in a multi-person clip, from a Runware sync-3 Speaker node.",
+                 api="settings.activeSpeakerDetection", optional=True),
+    socket_input("tts", TTS_TYPE, "settings.tts: text-to-speech provider settings from a "
+                 "Runware sync-3 TTS node (only with speech_text).", api="settings.tts",
+                 optional=True),
+    *output_inputs(20),
+    DELIVERY_INPUT,
+    REUSE_INPUT,
+    hidden=HIDDEN,
+)
 
-class RunwareSync3:
+
+class RunwareSync3(ModelNode):
     DESCRIPTION = (
         "Runware sync-3 (sync:lipsync@3): lip-syncs the people in a video to a new voice "
         "while keeping the speaker's style. Video: connect video (a VIDEO, e.g. from Load "
@@ -59,133 +96,56 @@ class RunwareSync3:
         "(text-to-speech) or segments (timed audio pieces). Each run is a paid Runware job. "
         "Needs RUNWARE_API_KEY."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "lipsync"
-    RETURN_TYPES = MODEL_OUTPUTS
-    RETURN_NAMES = MODEL_OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
-    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
-    IS_CHANGED = classmethod(is_changed)
+    INPUTS = INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "sync_mode": (list(SYNC_MODES), {"default": "cut_off",
-                                                 "tooltip": SYNC_MODE_TOOLTIP}),
-            },
-            "optional": {
-                "video": ("VIDEO", {
-                    "tooltip": "inputs.video: the video to lip-sync (uploaded as it is). Use "
-                               "this or images, not both."
-                }),
-                "images": ("IMAGE", {
-                    "tooltip": "Frames to lip-sync instead of a VIDEO (encoded to MP4 at fps "
-                               "and uploaded)."
-                }),
-                "fps": FLOAT(24.0, 0.01, 120.0, 0.01,
-                             "Frame rate of images (only used with images)."),
-                "audio": ("AUDIO", {
-                    "tooltip": "inputs.audio: the new voice track (uploaded losslessly)."
-                }),
-                "speech_text": STRING("speech.text: text to speak with text-to-speech "
-                                      "(1-5000 characters; empty = not used).",
-                                      multiline=True),
-                "voice": STRING("speech.voice: voice id for speech_text; auto picks one "
-                                "that suits the speaker.", default="auto"),
-                "segments": (SEGMENTS_TYPE, {
-                    "tooltip": "settings.segments: timed audio pieces from Runware sync-3 "
-                               "Segment nodes."
-                }),
-                "speaker": (SPEAKER_TYPE, {
-                    "tooltip": "settings.activeSpeakerDetection: who to lip-sync in a "
-                               "multi-person clip, from a Runware sync-3 Speaker node."
-                }),
-                "tts": (TTS_TYPE, {
-                    "tooltip": "settings.tts: text-to-speech provider settings from a "
-                               "Runware sync-3 TTS node (only with speech_text)."
-                }),
-                **output_inputs(20),
-                "delivery": DELIVERY_INPUT,
-                "reuse_cached_result": REUSE_INPUT,
-            },
-            "hidden": HIDDEN,
-        }
-
-    async def lipsync(
-        self,
-        sync_mode: str,
-        video: Any = None,
-        images: Any = None,
-        fps: float = 24.0,
-        audio: dict | None = None,
-        speech_text: str = "",
-        voice: str = "auto",
-        segments: list[dict] | None = None,
-        speaker: dict | None = None,
-        tts: dict | None = None,
-        number_results: int = 1,
-        output_format: str = "MP4",
-        output_quality: int = 95,
-        safety: str = "off",
-        delivery: dict | None = None,
-        reuse_cached_result: bool = True,
-        unique_id: str | None = None,
-        graph: dict | None = None,
-    ) -> dict[str, Any]:
-        check_node_inputs("RunwareSync3", fps=fps, speech_text=speech_text, voice=voice)
+    async def lipsync(self, *args: Any, unique_id: str | None = None,
+                      graph: dict | None = None, **inputs: Any) -> dict[str, Any]:
+        v = INPUTS.values(inputs, args)
+        # Checked here too (prepare_sync3 checks again for other callers): before any
+        # conversion of the media, which can take long.
+        check_node_inputs("RunwareSync3", fps=v["fps"], speech_text=v["speech_text"],
+                          voice=v["voice"])
         check_sync3_sources(
-            video=video is not None, images=images is not None, audio=audio is not None,
-            speech_text=bool((speech_text or "").strip()), segments=bool(segments),
-            tts=bool(tts),
+            video=v["video"] is not None, images=v["images"] is not None,
+            audio=v["audio"] is not None, speech_text=bool((v["speech_text"] or "").strip()),
+            segments=bool(v["segments"]), tts=bool(v["tts"]),
         )
         work = host.temp_directory() / "runware"
         work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            tmp_dir = Path(tmp)
-            video_source, video_mime, facts = _video_input(video, images, fps, tmp_dir)
-            audio_source = None
-            if audio is not None:
-                audio_source, _ = media.audio_upload_file(audio, tmp_dir, input_name="audio")
-            job = prepare_sync3(
-                video_source=video_source, video_mime=video_mime, video=facts,
-                sync_mode=sync_mode, audio_source=audio_source, speech_text=speech_text,
-                voice=voice, segments=_segments(segments, tmp_dir), speaker=speaker, tts=tts,
-                number_results=number_results, output_format=output_format,
-                output_quality=output_quality, safety=safety, delivery=delivery,
-            )
+            job = prepare_sync3(sync3_request(v, Path(tmp)))
             return await run_job(job, node_id=unique_id, label="sync-3", graph=graph,
-                             reuse=reuse_cached_result)
+                                 reuse=v["reuse_cached_result"])
 
 
-def _video_input(video: Any, images: Any, fps: float,
-                 tmp_dir: Path) -> tuple[Path, str, VideoFacts]:
-    if video is not None:
-        source, mime = video_input.video_upload_source(video, tmp_dir, input_name="video")
-        if isinstance(source, bytes):  # a file streams its base64; bytes would go in one piece
-            spill = tmp_dir / ("video." + mime.rsplit("/", 1)[-1].replace("quicktime", "mov"))
-            spill.write_bytes(source)
-            source = spill
-    else:
-        source = media.frames_to_mp4(images, fps, tmp_dir / "images.mp4", input_name="images")
-        mime = "video/mp4"
-    info = media.probe_video(source)
-    facts = VideoFacts(width=info.width, height=info.height, fps=info.fps,
-                       frame_count=info.frame_count, duration=info.duration)
-    return source, mime, facts
+def sync3_request(values: dict[str, Any], tmp_dir: Path) -> Sync3Request:
+    """Runware sync-3's input values (``INPUTS.values``) -> the request the core takes: the
+    video, audio and segment audio converted to upload files in ``tmp_dir``."""
+    video_source, video_mime, facts = sync3_video_upload(values["video"], values["images"],
+                                                         values["fps"], tmp_dir)
+    fields = dict(values)
+    for name in ("video", "images", "fps", "audio", "segments", "reuse_cached_result"):
+        fields.pop(name)  # converted here, or the runner's (reuse), not the request's
+    audio_source = None
+    if values["audio"] is not None:
+        audio_source, _ = audio_upload_file(values["audio"], tmp_dir, input_name="audio")
+    return Sync3Request(**fields, video_source=video_source, video_mime=video_mime,
+                        video=facts, audio_source=audio_source,
+                        segments=_segments(values["segments"], tmp_dir))
 
 
-def _segments(segments: list[dict] | None, tmp_dir: Path) -> list[Segment] | None:
+def _segments(segments: list[SegmentValue] | None, tmp_dir: Path) -> list[Segment] | None:
     if not segments:
         return None
     out = []
     for i, seg in enumerate(segments, start=1):
-        path, mime = media.audio_upload_file(seg["audio"], tmp_dir,
-                                             input_name=f"segments[{i}].audio",
-                                             name=f"segment{i}")
+        path, mime = audio_upload_file(seg["audio"], tmp_dir,
+                                       input_name=f"segments[{i}].audio",
+                                       name=f"segment{i}")
         out.append(Segment(
             source=path, mime=mime,
-            audio_duration=media.audio_seconds(seg["audio"], f"segments[{i}].audio"),
+            audio_duration=audio_seconds(seg["audio"], f"segments[{i}].audio"),
             start_time=seg["start_time"], end_time=seg["end_time"],
             audio_start_time=seg.get("audio_start_time"),
             audio_end_time=seg.get("audio_end_time"),
@@ -193,114 +153,96 @@ def _segments(segments: list[dict] | None, tmp_dir: Path) -> list[Segment] | Non
     return out
 
 
-class RunwareSync3Segment:
+SEGMENT_INPUTS = Inputs(
+    socket_input("audio", "AUDIO", "segments[].audio: the audio for this segment (uploaded).",
+                 api="segments[].audio"),
+    float_input("start_time", 0.0, 0.0, 36000.0, 0.01, "startTime: where the segment starts "
+                "in the video (s).", api="startTime"),
+    float_input("end_time", 1.0, 0.01, 36000.0, 0.01, "endTime: where the segment ends in "
+                "the video (s); after start_time.", api="endTime"),
+    float_input("audio_start_time", -1.0, -1.0, 36000.0, 0.01, "audioStartTime: where to "
+                "start in the audio (s); -1 = not sent. Set together with audio_end_time.",
+                api="audioStartTime", optional=True),
+    float_input("audio_end_time", -1.0, -1.0, 36000.0, 0.01, "audioEndTime: where to stop "
+                "in the audio (s); -1 = not sent. Set together with audio_start_time.",
+                api="audioEndTime", optional=True),
+    socket_input("segments", SEGMENTS_TYPE, "Earlier segments to add this one to.",
+                 optional=True),
+)
+
+
+class RunwareSync3Segment(TableNode):
     DESCRIPTION = (
         "One timed piece of audio for Runware sync-3: the audio is lip-synced between "
         "start_time and end_time of the video. Chain several through the segments input."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (SEGMENTS_TYPE,)
     RETURN_NAMES = ("segments",)
     OUTPUT_TOOLTIPS = ("The segments so far; connect to sync-3's segments or to another "
                        "Segment node.",)
+    INPUTS = SEGMENT_INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "audio": ("AUDIO", {"tooltip": "segments[].audio: the audio for this "
-                                               "segment (uploaded)."}),
-                "start_time": FLOAT(0.0, 0.0, 36000.0, 0.01,
-                                    "startTime: where the segment starts in the video (s)."),
-                "end_time": FLOAT(1.0, 0.01, 36000.0, 0.01,
-                                  "endTime: where the segment ends in the video (s); after "
-                                  "start_time."),
-            },
-            "optional": {
-                "audio_start_time": FLOAT(-1.0, -1.0, 36000.0, 0.01,
-                                          "audioStartTime: where to start in the audio (s); "
-                                          "-1 = not sent. Set together with audio_end_time."),
-                "audio_end_time": FLOAT(-1.0, -1.0, 36000.0, 0.01,
-                                        "audioEndTime: where to stop in the audio (s); -1 = "
-                                        "not sent. Set together with audio_start_time."),
-                "segments": (SEGMENTS_TYPE, {"tooltip": "Earlier segments to add this one "
-                                                        "to."}),
-            },
-        }
-
-    def build(self, audio: dict, start_time: float, end_time: float,
-              audio_start_time: float = -1.0, audio_end_time: float = -1.0,
-              segments: list[dict] | None = None) -> tuple[list[dict]]:
-        if not media.is_audio(audio):
+    def build(self, *args: Any, **inputs: Any) -> tuple[list[SegmentValue]]:
+        v = SEGMENT_INPUTS.values(inputs, args)
+        audio, earlier = v.pop("audio"), v.pop("segments")
+        if not is_audio(audio, "audio"):
             raise ValidationError(
                 f"audio must be an AUDIO value (waveform + sample_rate), got "
                 f"{type(audio).__name__}", parameter="audio",
                 hint="Connect an AUDIO output (e.g. Load Audio) to audio.")
-        segment = {"audio": audio, **segment_options(start_time, end_time, audio_start_time,
-                                                     audio_end_time)}
-        return ([*(segments or []), segment],)
+        segment: SegmentValue = {"audio": audio, **segment_options(**v)}
+        return ([*(earlier or []), segment],)
 
 
-class RunwareSync3Speaker:
+SPEAKER_INPUTS = Inputs(
+    combo_input("mode", SPEAKER_MODES, "auto",
+                "auto: detect the active speaker (autoDetect). point: x, y on the face in "
+                "frame_number (coordinates + frameNumber). boxes: one [x1, y1, x2, y2] per "
+                "frame (boundingBoxes)."),
+    float_input("x", 0.0, 0.0, 16384.0, 1.0, "point mode: x in pixels of a point on the "
+                "speaker's face.", api="coordinates"),
+    float_input("y", 0.0, 0.0, 16384.0, 1.0, "point mode: y in pixels of a point on the "
+                "speaker's face.", api="coordinates"),
+    int_input("frame_number", 0, 0, 1_000_000, "point mode: the frame (0 = first) the point "
+              "refers to.", api="frameNumber"),
+    string_input("boxes", "boxes mode: JSON list, one [x1, y1, x2, y2] per frame of the "
+                 "video, in pixels.", multiline=True, api="boundingBoxes"),
+)
+
+
+class RunwareSync3Speaker(TableNode):
     DESCRIPTION = (
         "Which face Runware sync-3 should lip-sync in a multi-person clip: auto-detect the "
         "active speaker, a point on the face in one frame, or a box per frame."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (SPEAKER_TYPE,)
     RETURN_NAMES = ("speaker",)
     OUTPUT_TOOLTIPS = ("Connect to sync-3's speaker input.",)
+    INPUTS = SPEAKER_INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "mode": (list(SPEAKER_MODES), {
-                    "default": "auto",
-                    "tooltip": "auto: detect the active speaker (autoDetect). point: x, y on "
-                               "the face in frame_number (coordinates + frameNumber). boxes: "
-                               "one [x1, y1, x2, y2] per frame (boundingBoxes).",
-                }),
-                "x": FLOAT(0.0, 0.0, 16384.0, 1.0, "point mode: x in pixels of a point on the "
-                                                   "speaker's face."),
-                "y": FLOAT(0.0, 0.0, 16384.0, 1.0, "point mode: y in pixels of a point on the "
-                                                   "speaker's face."),
-                "frame_number": INT(0, 0, 1_000_000, "point mode: the frame (0 = first) the "
-                                                     "point refers to."),
-                "boxes": STRING("boxes mode: JSON list, one [x1, y1, x2, y2] per frame of the "
-                                "video, in pixels.", multiline=True),
-            }
-        }
-
-    def build(self, mode: str, x: float, y: float, frame_number: int,
-              boxes: str) -> tuple[dict]:
-        return (speaker_options(mode, x, y, frame_number, boxes),)
+    def build(self, *args: Any, **inputs: Any) -> tuple[SpeakerOptions]:
+        return (speaker_options(**SPEAKER_INPUTS.values(inputs, args)),)
 
 
-class RunwareSync3TTS:
+TTS_INPUTS = Inputs(
+    string_input("provider", "provider: the text-to-speech provider.", default="elevenlabs",
+                 api="provider"),
+    float_input("stability", -1.0, -1.0, 1.0, 0.01, "stability: higher = more consistent "
+                "voice; -1 = the provider's default.", api="stability"),
+    float_input("similarity_boost", -1.0, -1.0, 1.0, 0.01, "similarityBoost: higher = closer "
+                "to the target voice; -1 = the provider's default.", api="similarityBoost"),
+)
+
+
+class RunwareSync3TTS(TableNode):
     DESCRIPTION = "Text-to-speech settings for Runware sync-3's speech_text (settings.tts)."
-    CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = (TTS_TYPE,)
     RETURN_NAMES = ("tts",)
     OUTPUT_TOOLTIPS = ("Connect to sync-3's tts input.",)
+    INPUTS = TTS_INPUTS
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "provider": STRING("provider: the text-to-speech provider.",
-                                   default="elevenlabs"),
-                "stability": FLOAT(-1.0, -1.0, 1.0, 0.01,
-                                   "stability: higher = more consistent voice; -1 = the "
-                                   "provider's default."),
-                "similarity_boost": FLOAT(-1.0, -1.0, 1.0, 0.01,
-                                          "similarityBoost: higher = closer to the target "
-                                          "voice; -1 = the provider's default."),
-            }
-        }
-
-    def build(self, provider: str, stability: float, similarity_boost: float) -> tuple[dict]:
-        return (tts_options(provider, stability, similarity_boost),)
+    def build(self, *args: Any, **inputs: Any) -> tuple[TTSOptions]:
+        return (tts_options(**TTS_INPUTS.values(inputs, args)),)

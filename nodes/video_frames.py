@@ -10,22 +10,33 @@ from typing import Any
 import torch
 
 from . import host
-from .common import CATEGORY, INT
-from .runware import media
-from .runware.media import MediaError
+from .inputs import Inputs, TableNode, int_input, socket_input
+from .runware import decode
+from .runware.media import MediaError, is_audio
+from .video_io import file_of
 
 LIMITS = ("Lower frame_cap, raise every_nth, or set max_size (the long side in pixels) on "
           "Runware Video Frames; the video itself is not changed.")
 
 
-class RunwareVideoFrames:
+INPUTS = Inputs(
+    socket_input("video", "VIDEO", "Any VIDEO: a Runware node's video output, Load Video, ..."),
+    int_input("frame_cap", 0, 0, 1_000_000, "At most this many frames are returned (0 = all); "
+              "the audio ends where they end."),
+    int_input("every_nth", 1, 1, 1000, "Keep every n-th frame (1 = all); fps is divided by n "
+              "so the timing stays right."),
+    int_input("max_size", 0, 0, 16384, "Scale frames down so the long side is at most this "
+              "many pixels (0 = original size)."),
+)
+
+
+class RunwareVideoFrames(TableNode):
     DESCRIPTION = (
         "Splits any VIDEO (a Runware result, Load Video, ...) into IMAGE frames, its AUDIO "
         "track and its fps, with the pack's lean decoder: about 1.1x the frames' own size in "
         "memory, against ~3x for Get Video Components. frame_cap, every_nth and max_size keep "
         "long or large videos within memory; it refuses, before decoding, what would not fit."
     )
-    CATEGORY = CATEGORY
     FUNCTION = "split"
     RETURN_TYPES = ("IMAGE", "AUDIO", "FLOAT", "INT")
     RETURN_NAMES = ("images", "audio", "fps", "frame_count")
@@ -36,30 +47,20 @@ class RunwareVideoFrames:
         "How many frames were returned.",
     )
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "video": ("VIDEO", {"tooltip": "Any VIDEO: a Runware node's video output, "
-                                               "Load Video, ..."}),
-                "frame_cap": INT(0, 0, 1_000_000, "At most this many frames are returned "
-                                                  "(0 = all); the audio ends where they end."),
-                "every_nth": INT(1, 1, 1000, "Keep every n-th frame (1 = all); fps is divided "
-                                             "by n so the timing stays right."),
-                "max_size": INT(0, 0, 16384, "Scale frames down so the long side is at most "
-                                             "this many pixels (0 = original size)."),
-            }
-        }
+    INPUTS = INPUTS
 
-    def split(self, video: Any, frame_cap: int = 0, every_nth: int = 1,
-              max_size: int = 0) -> tuple[torch.Tensor, dict, float, int]:
+    def split(self, *args: Any, **inputs: Any) -> tuple[torch.Tensor, dict, float, int]:
+        values = INPUTS.values(inputs, args)
+        video = values["video"]
+        frame_cap, every_nth, max_size = (values["frame_cap"], values["every_nth"],
+                                          values["max_size"])
         every_nth = max(1, int(every_nth))
         cap = int(frame_cap) if frame_cap and frame_cap > 0 else None
         side = int(max_size) if max_size and max_size > 0 else None
         if video is None:
             raise MediaError("video is not connected", parameter="video",
                              hint="Connect a VIDEO (e.g. a Runware node's video output).")
-        source = Path(video) if isinstance(video, (str, Path)) else host.video_file_source(video)
+        source = file_of(video)
         if source is not None:
             return _from_file(source, cap, every_nth, side)
         if not hasattr(video, "get_components"):
@@ -72,16 +73,17 @@ def _from_file(source: Any, cap: int | None, every_nth: int,
                side: int | None) -> tuple[torch.Tensor, dict, float, int]:
     if not isinstance(source, io.BytesIO):
         source = Path(source)
-    info = media.probe_video(source)
+    info = decode.probe_video(source)
     count = math.ceil(info.frame_count / every_nth)
     if cap is not None:
         count = min(count, cap)
-    width, height = media.scaled_size(info.width, info.height, side)
-    media.check_frames_fit(
+    width, height = decode.scaled_size(info.width, info.height, side)
+    decode.check_frames_fit(
         count, width, height, parameter="video", options=LIMITS,
         what=f"Runware Video Frames: {count} frames of this {info.duration:.1f} s video",
     )
-    decoded = media.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side)
+    decoded = decode.decode_video(source, max_frames=cap, every_nth=every_nth, max_side=side,
+                                  check=host.cancel_check())  # Cancel stops a long decode
     assert decoded.images is not None and decoded.audio is not None
     return decoded.images, decoded.audio, decoded.fps, decoded.frame_count
 
@@ -95,9 +97,9 @@ def _from_components(components: Any, cap: int | None, every_nth: int,
     if cap is not None:
         kept = kept[:cap]
     count, h, w = int(kept.shape[0]), int(kept.shape[1]), int(kept.shape[2])
-    width, height = media.scaled_size(w, h, side)
+    width, height = decode.scaled_size(w, h, side)
     if (width, height) != (w, h):
-        media.check_frames_fit(count, width, height, parameter="video", options=LIMITS,
+        decode.check_frames_fit(count, width, height, parameter="video", options=LIMITS,
                                what="Runware Video Frames: scaling these frames")
         out = torch.empty((count, height, width, 3), dtype=torch.float32)
         for start in range(0, count, 16):  # a few frames at a time: no full-size copy
@@ -110,10 +112,10 @@ def _from_components(components: Any, cap: int | None, every_nth: int,
     out_fps = fps / every_nth
     seconds = count * every_nth / fps
     audio = components.audio
-    if media.is_audio(audio):
+    if is_audio(audio):
         wave, rate = audio["waveform"], int(audio["sample_rate"])
         audio = {"waveform": wave[..., :math.ceil(seconds * rate)], "sample_rate": rate}
     else:
-        audio = {"waveform": torch.zeros((1, 1, round(seconds * media.SILENT_SAMPLE_RATE))),
-                 "sample_rate": media.SILENT_SAMPLE_RATE}
+        audio = {"waveform": torch.zeros((1, 1, round(seconds * decode.SILENT_SAMPLE_RATE))),
+                 "sample_rate": decode.SILENT_SAMPLE_RATE}
     return kept, audio, out_fps, count

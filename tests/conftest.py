@@ -9,37 +9,28 @@ name) inside the pack fails here, not on a user's machine.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import types
 from pathlib import Path
 
 import pytest
+import video_standins
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACK_NAME = str(REPO_ROOT).replace(".", "_x_")
+# The pack's one loader lives in offline_runware.py, beside its __init__.py. The repo root
+# is on sys.path only while it is imported: "nodes" must stay ComfyUI's name, not the pack's.
+sys.path.insert(0, str(REPO_ROOT))
+try:
+    import offline_runware
+finally:
+    sys.path.remove(str(REPO_ROOT))
 
-
-def _plant_comfyui_nodes_module() -> None:
-    if "nodes" not in sys.modules:
-        fake = types.ModuleType("nodes")
-        fake.__file__ = "<ComfyUI nodes.py stand-in>"
-        fake.NODE_CLASS_MAPPINGS = {}
-        sys.modules["nodes"] = fake
+PACK_NAME = offline_runware.comfyui_module_name(REPO_ROOT)
 
 
 def load_pack() -> types.ModuleType:
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    _plant_comfyui_nodes_module()
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
+    return offline_runware.load_pack(PACK_NAME, comfyui_nodes_stand_in=True)
 
 
 PACK = load_pack()
@@ -48,6 +39,10 @@ PACK = load_pack()
 def pack_module(dotted: str) -> types.ModuleType:
     """Import a submodule of the pack, e.g. ``pack_module("nodes.runware.client")``."""
     return importlib.import_module(f"{PACK_NAME}.{dotted}")
+
+
+# No ComfyUI here: VIDEO values are made with stand-ins of its classes (tests/video_standins.py).
+video_standins.install(pack_module("nodes.host"))
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +95,50 @@ def env(double, monkeypatch, tmp_path):
     return double
 
 
+def node_value(node_id: str, *args, **changes):
+    """What a helper node (Accelerator, Delivery, Speaker, TTS, ...) outputs for its
+    table's defaults, changed by ``args`` (in input order) and ``changes``."""
+    cls = PACK.NODE_CLASS_MAPPINGS[node_id]
+    values = {**dict(zip(cls.INPUTS.names, args, strict=False)), **changes}
+    return getattr(cls(), cls.FUNCTION)(**values)[0]
+
+
+def _request(node_id: str, request_type: type, values: dict):
+    import dataclasses
+
+    WIDGETS = pack_module("nodes.inputs").WIDGETS  # noqa: N806
+
+    names = {f.name for f in dataclasses.fields(request_type)}
+    defaults = {row.name: row.default for row in PACK.NODE_CLASS_MAPPINGS[node_id].INPUTS
+                if row.kind in WIDGETS and row.name in names}
+    return request_type(**{**defaults, **values})
+
+
+def ovi_request(**values):
+    """An OviRequest: Runware Ovi's widget defaults (its input table), changed by ``values``."""
+    return _request("RunwareOvi", pack_module("nodes.runware.tasks").OviRequest, values)
+
+
+def sync3_request(**values):
+    """A Sync3Request: Runware sync-3's widget defaults, changed by ``values``."""
+    return _request("RunwareSync3", pack_module("nodes.runware.tasks").Sync3Request, values)
+
+
+def run_task(config, task: dict, cache_dir, *, uploads=(), reuse: bool = False, **kwargs):
+    """A raw ``videoInference`` task (placeholders for ``uploads``) through the production
+    path, ``jobs.run_cached_job``: upload, claim, submit, poll, download, verify, record,
+    with a result cache of its own in ``cache_dir``. Returns the list of JobResults."""
+    import asyncio
+    import uuid as uuidlib
+
+    tasks = pack_module("nodes.runware.tasks")
+    job = tasks.PreparedJob(task["model"], task, list(uploads))
+    cache = pack_module("nodes.runware.cache").ResultCache(
+        Path(cache_dir) / f"cache-{uuidlib.uuid4().hex[:8]}")
+    return asyncio.run(pack_module("nodes.runware.jobs").run_cached_job(
+        job, config=config, cache=cache, reuse=reuse, **kwargs))
+
+
 def flatten(value, prefix=""):
     """{"a": {"b": 1}} -> {"a.b": 1}: compare request bodies field by field."""
     if isinstance(value, dict):
@@ -108,3 +147,16 @@ def flatten(value, prefix=""):
             out.update(flatten(child, f"{prefix}.{key}" if prefix else key))
         return out
     return {prefix: value}
+
+
+def pytest_report_header(config):
+    """What this run tests against (the floors are in requirements.txt; CI takes the newest
+    releases that satisfy them), printed at the top of every run."""
+    import aiohttp
+    import av
+    import numpy
+    import torch
+
+    return (f"runtime: torch {torch.__version__}, av {av.__version__}, numpy "
+            f"{numpy.__version__}, aiohttp {aiohttp.__version__}")
+

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import TEST_KEY, pack_module
+from conftest import TEST_KEY, ovi_request, pack_module, sync3_request
 from hypothesis import strategies as st
 
 jobs = pack_module("nodes.runware.jobs")
@@ -94,14 +94,14 @@ def request(index: int) -> Any:
 
     if index == 3:
         video, audio = _shared_media()
-        return tasks_mod.prepare_sync3(
+        return tasks_mod.prepare_sync3(sync3_request(
             video_source=video, video_mime="video/mp4", audio_source=audio,
-            audio_mime="audio/wav", video=tasks_mod.VideoFacts(96, 64, 12.0, 24, 2.0))
+            audio_mime="audio/wav", video=tasks_mod.VideoFacts(96, 64, 12.0, 24, 2.0)))
     seed, count, image = [(101, 1, False), (202, 2, False), (303, 1, True)][index]
-    return tasks_mod.prepare_ovi(prompt="A drummer says <S>one two<E>", seed=seed, steps=30,
-                                 fps=8, video_cfg_scale=5.0, audio_cfg_scale=4.0,
-                                 number_results=count,
-                                 image_png=png_bytes() if image else None)
+    return tasks_mod.prepare_ovi(ovi_request(
+        prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=8,
+        video_cfg_scale=5.0, audio_cfg_scale=4.0, number_results=count,
+        image_png=png_bytes() if image else None))
 
 
 def request_of(task: dict) -> int:

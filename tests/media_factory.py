@@ -131,12 +131,14 @@ def write_clip(
     audio_seconds: float | None = None,
     noise: int = 0,
     crf: int | None = None,
+    gop: int | None = None,
 ) -> Path:
     """Any container by suffix (.mp4/.mov/.webm/.mkv), textured moving frames + a tone.
 
     ``video_codec`` defaults to libx264 (VP9 for .webm), ``audio_codec`` to AAC (Opus for
     .webm); ``audio_seconds`` defaults to the video's length. ``noise`` (0..255) adds fresh
-    random noise to every frame, for files that do not compress to nothing. Used by the
+    random noise to every frame, for files that do not compress to nothing. ``gop`` puts a
+    keyframe every ``gop`` frames (libx264). Used by the
     media tests and the benchmarks (720p clips are made in seconds).
     """
     suffix = Path(path).suffix.lower()
@@ -156,7 +158,9 @@ def write_clip(
         vs = out.add_stream(video_codec, rate=rate)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         if video_codec == "libx264":
-            vs.options = {"preset": preset, **({"crf": str(crf)} if crf is not None else {})}
+            vs.options = {"preset": preset, **({"crf": str(crf)} if crf is not None else {}),
+                          **({"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+                             if gop else {})}
         elif video_codec == "libvpx-vp9":
             vs.options = {"deadline": "realtime", "cpu-used": "8"}
         astream = None

@@ -10,8 +10,10 @@ the one origin allowed over plain http and on a loopback address.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import http.server
+import os
 import socket
 import threading
 import time
@@ -20,10 +22,17 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY, pack_module
+from media_factory import write_mp4, write_wav
+from test_money import accepted, journaled, ovi_job, run
 
 client_mod = pack_module("nodes.runware.client")
 errors = pack_module("nodes.runware.errors")
 config_mod = pack_module("nodes.runware.config")
+files_mod = pack_module("nodes.runware.files")
+cache_mod = pack_module("nodes.runware.cache")
+server_mod = pack_module("nodes.runware.double.server")
+store_mod = pack_module("nodes.runware.store")
+tasks_mod = pack_module("nodes.runware.tasks")
 
 BODY = bytes(range(256)) * 400  # 100 KiB "video"
 CAP = 256 * 1024
@@ -352,9 +361,189 @@ def test_a_resumed_total_over_the_cap_is_refused(hostile, tmp_path):
 
 def test_the_default_cap_is_generous_and_configurable(monkeypatch):
     monkeypatch.delenv("RUNWARE_MAX_DOWNLOAD_MB", raising=False)
-    assert config_mod.ClientConfig.from_env().max_download_bytes == 4096 * 1024**2
+    config = config_mod.ClientConfig.from_env()
+    assert config.max_download_bytes == 4096 * 1024**2 and not config.max_download_set
+    assert config.download_cap() == config_mod.DownloadCap(4096 * 1024**2)
     monkeypatch.setenv("RUNWARE_MAX_DOWNLOAD_MB", "512")
-    assert config_mod.ClientConfig.from_env().max_download_bytes == 512 * 1024**2
+    config = config_mod.ClientConfig.from_env()
+    assert config.max_download_bytes == 512 * 1024**2 and config.max_download_set
+
+
+# -- the cap follows what the job can produce --------------------------------------------------
+
+MB = 1000 * 1000
+MIB = 1024 * 1024
+# 400 Mbit/s = 50 MB a second, over at least 10 s, plus 64 MiB.
+OVI_CAP = 10 * 50 * MB + 64 * MIB
+
+
+def test_the_cap_is_derived_from_the_video_length(double, fast_config, tmp_path, monkeypatch):
+    ovi, short, long = ovi_job(), sync3_job(tmp_path), sync3_job(tmp_path, seconds=30.0)
+    assert ovi.result_seconds == 5.0 and short.result_seconds == 2.0
+    cap = fast_config.download_cap
+    assert cap(ovi.result_seconds) == config_mod.DownloadCap(OVI_CAP, 5.0)  # about 541 MiB
+    assert cap(short.result_seconds).limit == OVI_CAP  # short videos: at least 10 s' worth
+    assert cap(long.result_seconds) == config_mod.DownloadCap(30 * 50 * MB + 64 * MIB, 30.0)
+    # Never above RUNWARE_MAX_DOWNLOAD_MB's default (an hour of video would be 180 GB) ...
+    assert cap(3600.0) == config_mod.DownloadCap(4096 * MIB)
+    # ... nor for a length that is unknown (a job recovered by its taskUUID) or unreadable.
+    for seconds in (None, 0.0, float("nan"), float("inf"), -1.0):
+        assert cap(seconds) == config_mod.DownloadCap(4096 * MIB)
+    # Set, RUNWARE_MAX_DOWNLOAD_MB is every result's cap: the way to accept a larger one.
+    monkeypatch.setenv("RUNWARE_MAX_DOWNLOAD_MB", "2000")
+    raised = config_mod.ClientConfig.from_env()
+    assert raised.download_cap(5.0) == config_mod.DownloadCap(2000 * MIB)
+    monkeypatch.setenv("RUNWARE_MAX_DOWNLOAD_MB", "100")
+    assert config_mod.ClientConfig.from_env().download_cap(5.0).limit == 100 * MIB
+
+
+def sync3_job(tmp_path: Path, seconds: float = 2.0):
+    """A sync-3 job whose input video lasts ``seconds`` (as its headers say)."""
+    from conftest import sync3_request
+
+    video = write_mp4(tmp_path / "v.mp4", frames=24, fps=12)
+    audio = write_wav(tmp_path / "a.wav", seconds=1.0)
+    facts = tasks_mod.VideoFacts(96, 64, 12.0, int(seconds * 12), seconds)
+    return tasks_mod.prepare_sync3(sync3_request(
+        video_source=video, video_mime="video/mp4", video=facts, audio_source=audio,
+        audio_mime="audio/wav"))
+
+
+class HostileFiles:
+    """Makes the double's result downloads (GET /files/...) answer like a hostile server:
+    each queued writer answers one download (``keep``: every download from then on)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.queue: list[Callable[[http.server.BaseHTTPRequestHandler], None]] = []
+        self.keep: Callable[[http.server.BaseHTTPRequestHandler], None] | None = None
+        self.sent: list[int] = []
+        original = server_mod._Handler._serve_file
+        outer = self
+
+        def serve(handler, head: bool) -> None:
+            writer = outer.queue.pop(0) if outer.queue else outer.keep
+            if head or writer is None or not handler.path.startswith("/files/"):
+                original(handler, head)
+                return
+            handler.close_connection = True
+            try:
+                writer(handler)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client hung up: what these tests want
+
+        monkeypatch.setattr(server_mod._Handler, "_serve_file", serve)
+
+    def announce(self, length: int, send: int = 65536) -> Callable:
+        """Announce ``length`` bytes, send ``send`` of them, hang up."""
+        def writer(h) -> None:
+            h.send_response(200)
+            h.send_header("Content-Type", "video/mp4")
+            h.send_header("Content-Length", str(length))
+            h.end_headers()
+            h.wfile.write(b"\0" * send)
+            self.sent.append(send)
+        return writer
+
+    def endless(self, h) -> None:
+        """No Content-Length: the body ends when the server closes, which it never does."""
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        chunk = b"\0" * 65536
+        for _ in range(4096):  # 256 MiB if nobody stopped reading
+            h.wfile.write(chunk)
+            self.sent.append(len(chunk))
+
+
+@pytest.fixture
+def hostile_files(double, monkeypatch) -> HostileFiles:
+    return HostileFiles(monkeypatch)
+
+
+def no_result_files(cache) -> bool:
+    folder = cache.results_folder()
+    return not [p for p in folder.iterdir() if p.name != ".gitkeep"] if folder.exists() \
+        else True
+
+
+def test_an_ovi_result_announcing_600_mb_is_refused_then_collected_after_raising_the_cap(
+        double, fast_config, hostile_files, tmp_path, monkeypatch):
+    monkeypatch.delenv("RUNWARE_MAX_DOWNLOAD_MB", raising=False)
+    cache = cache_mod.ResultCache(tmp_path / "cache")
+    hostile_files.queue.append(hostile_files.announce(600 * MB))
+    started = time.monotonic()
+    with pytest.raises(errors.RefusedDownloadError) as info:
+        run(ovi_job(), fast_config, cache)
+    assert time.monotonic() - started < 10
+    err, text = info.value, str(info.value)
+    # The cap, why, the paid job and how to raise it.
+    assert "larger than 541 MiB (572 MiB announced)" in text
+    assert "expected for a 5 s video" in text and "400 Mbit/s" in text
+    assert err.task_uuid and err.task_uuid in text and "paid" in text
+    assert "RUNWARE_MAX_DOWNLOAD_MB" in text and "more than 541" in text
+    assert hostile_files.sent == [65536]  # refused on the announced length, not retried
+    assert no_result_files(cache)
+    # The paid job stays in the journal: nothing lost, nothing to pay again.
+    pending = journaled(cache, ovi_job(), fast_config)
+    assert pending is not None and pending.task_uuid == err.task_uuid
+    assert pending.status == store_mod.UNKNOWN
+    assert accepted(double) == 1
+
+    # Queued again unchanged: refused again (the same cap), still not paid again.
+    hostile_files.queue.append(hostile_files.announce(600 * MB))
+    with pytest.raises(errors.RefusedDownloadError):
+        run(ovi_job(), fast_config, cache_mod.ResultCache(cache.root))
+    assert accepted(double) == 1
+
+    # The user raises the setting (and restarts): the same job is collected, not re-paid.
+    monkeypatch.setenv("RUNWARE_MAX_DOWNLOAD_MB", "1024")
+    env = config_mod.ClientConfig.from_env()
+    raised = dataclasses.replace(fast_config, max_download_bytes=env.max_download_bytes,
+                                 max_download_set=env.max_download_set)
+    results = run(ovi_job(), raised, cache_mod.ResultCache(cache.root))
+    assert accepted(double) == 1
+    assert results[0].result.task_uuid == err.task_uuid and results[0].path.is_file()
+    assert journaled(cache, ovi_job(), raised) is None
+
+
+def test_an_ovi_body_without_length_is_stopped_at_the_derived_cap(
+        double, fast_config, hostile_files, tmp_path, monkeypatch):
+    # The same rule, scaled down so the test streams megabytes, not half a gigabyte:
+    # 10 s at 0.8 Mbit/s (1 MB) + 1 MiB = about 2 MiB for Ovi's 5 s clip.
+    monkeypatch.setattr(config_mod, "RESULT_MAX_MBIT_S", 0.8)
+    monkeypatch.setattr(config_mod, "RESULT_MARGIN_MB", 1.0)
+    cap = fast_config.download_cap(5.0)
+    assert cap.limit == 1 * MB + MIB
+    cache = cache_mod.ResultCache(tmp_path / "cache")
+    hostile_files.queue.append(hostile_files.endless)
+    with pytest.raises(errors.RefusedDownloadError, match="larger than 1.95 MiB, the most "
+                       "expected for a 5 s video") as info:
+        run(ovi_job(), fast_config, cache)
+    time.sleep(0.3)
+    assert cap.limit <= sum(hostile_files.sent) < cap.limit + 16 * MIB  # hung up at the cap
+    assert no_result_files(cache)
+    assert not list(cache.results_folder().glob(".*.part"))
+    assert journaled(cache, ovi_job(), fast_config).task_uuid == info.value.task_uuid
+    # With the setting raised, a re-queue collects the real result without paying again.
+    raised = dataclasses.replace(fast_config, max_download_set=True)
+    assert run(ovi_job(), raised, cache)[0].path.is_file() and accepted(double) == 1
+
+
+def test_a_sync3_job_of_a_long_video_gets_a_proportionally_larger_cap(
+        double, fast_config, hostile_files, tmp_path):
+    # 1000 MiB announced: over the cap of a 2 s video (541 MiB), under a 30 s one's (1495).
+    hostile_files.keep = hostile_files.announce(1000 * MIB, send=1024)
+    short_cache = cache_mod.ResultCache(tmp_path / "short")
+    with pytest.raises(errors.RefusedDownloadError, match="expected for a 2 s video"):
+        run(sync3_job(tmp_path), fast_config, short_cache)
+    long_cache = cache_mod.ResultCache(tmp_path / "long")
+    with pytest.raises(errors.DownloadError) as info:
+        run(sync3_job(tmp_path, seconds=30.0), fast_config, long_cache)
+    # Accepted by the cap: it failed only because the server hung up after 1 KiB.
+    assert not isinstance(info.value, errors.RefusedDownloadError)
+    assert "larger than" not in str(info.value) and "1024" in str(info.value)
+    assert accepted(double) == 2 and no_result_files(long_cache)
 
 
 # -- the resolver guard ------------------------------------------------------------------------
@@ -415,3 +604,83 @@ def test_the_resolver_treats_localhost_as_a_loopback_api():
         asyncio.run(go("localhost", 8766))
     with pytest.raises(errors.RefusedDownloadError):
         asyncio.run(go("evil.example", 8765))  # rebinding to the API's address: refused
+
+
+# -- part files: never a name someone planted ----------------------------------------------
+
+
+def planted_names(monkeypatch, *tokens: str) -> None:
+    """The next temp names drawn use ``tokens`` (then random ones again)."""
+    queue = list(tokens)
+    real = files_mod._token
+    monkeypatch.setattr(files_mod, "_token", lambda: queue.pop(0) if queue else real())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks need privileges on Windows")
+def test_a_planted_folder_or_link_at_the_part_name_is_skipped(hostile, tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"precious")
+    pid = os.getpid()
+    planted_dir = folder / f".r.mp4.{pid}.aaaaaaaa.part"
+    planted_dir.mkdir()
+    (planted_dir / "inside.txt").write_text("keep")
+    planted_link = folder / f".r.mp4.{pid}.bbbbbbbb.part"
+    planted_link.symlink_to(victim)
+    planted_names(monkeypatch, "aaaaaaaa", "bbbbbbbb")
+    hostile.routes["/r.mp4"] = lambda h: send(h, 200, BODY)
+    path = download(config_for(hostile), f"{hostile.base_url}/r.mp4", folder / "r.mp4")
+    assert path.read_bytes() == BODY and not path.is_symlink()
+    assert victim.read_bytes() == b"precious"  # never written through the link
+    assert planted_link.is_symlink() and planted_dir.is_dir()  # both left alone
+    assert (planted_dir / "inside.txt").read_text() == "keep"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["r.mp4", planted_dir.name, planted_link.name])
+
+
+def test_more_taken_names_than_tries_is_an_error_not_a_loop(hostile, tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    planted = folder / f".r.mp4.{os.getpid()}.cccccccc.part"
+    planted.mkdir()
+    monkeypatch.setattr(files_mod, "_token", lambda: "cccccccc")
+    hostile.routes["/r.mp4"] = lambda h: send(h, 200, BODY)
+    with pytest.raises((FileExistsError, PermissionError)):  # Windows: "access denied"
+        download(config_for(hostile), f"{hostile.base_url}/r.mp4", folder / "r.mp4")
+    assert hostile.requests == [] and planted.is_dir() and not (folder / "r.mp4").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks need privileges on Windows")
+def test_a_resume_writes_only_the_part_file_it_created(hostile, tmp_path):
+    """Someone swaps the part file for a link between two attempts: the resume keeps
+    writing the file it created (never the link's target), and nothing is kept."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"precious")
+
+    def flaky(h):
+        wanted = h.headers.get("Range")
+        if not wanted:
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(BODY)))
+            h.end_headers()
+            h.wfile.write(BODY[:40000])
+            h.wfile.flush()
+            time.sleep(0.3)  # the client has written them
+            (part,) = folder.glob(".r.mp4.*.part")
+            part.unlink()
+            part.symlink_to(victim)
+            return
+        start = int(wanted.split("=")[1].rstrip("-"))
+        send(h, 206, BODY[start:],
+             {"Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"})
+
+    hostile.routes["/flaky"] = flaky
+    with pytest.raises(errors.DownloadError, match="temp file was replaced") as info:
+        download(config_for(hostile), f"{hostile.base_url}/flaky", folder / "r.mp4")
+    assert info.value.retryable is False
+    assert hostile.requests[1][1]["range"] == "bytes=40000-"  # it did resume
+    assert victim.read_bytes() == b"precious"
+    assert not (folder / "r.mp4").exists()

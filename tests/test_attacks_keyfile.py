@@ -231,6 +231,89 @@ def test_temp_names_cannot_be_predicted_or_collide(tmp_path):
     assert path.read_text() == KEY
 
 
+files_mod = pack_module("nodes.runware.files")
+
+
+def plant(folder: Path, dest_name: str, tag: str, victim: Path) -> tuple[Path, Path]:
+    """A folder and a link to ``victim`` at the next two temp names of ``dest_name``."""
+    pid = os.getpid()
+    planted_dir = folder / f".{dest_name}.{pid}.aaaaaaaa.{tag}"
+    planted_dir.mkdir(parents=True)
+    (planted_dir / "inside.txt").write_text("keep")
+    planted_link = folder / f".{dest_name}.{pid}.bbbbbbbb.{tag}"
+    planted_link.symlink_to(victim)
+    return planted_dir, planted_link
+
+
+@pytest.fixture
+def taken_names(monkeypatch):
+    """The next two temp names drawn are the planted ones, then random ones again."""
+    queue = ["aaaaaaaa", "bbbbbbbb"]
+    real = files_mod._token
+    monkeypatch.setattr(files_mod, "_token", lambda: queue.pop(0) if queue else real())
+    return queue
+
+
+def assert_left_alone(planted_dir: Path, planted_link: Path, victim: Path) -> None:
+    assert victim.read_text() == "precious"  # never written through the link
+    assert planted_link.is_symlink() and os.readlink(planted_link) == str(victim)
+    assert planted_dir.is_dir() and (planted_dir / "inside.txt").read_text() == "keep"
+
+
+@pytest.mark.skipif(not POSIX, reason="symlinks need privileges on Windows")
+def test_saving_skips_a_folder_and_a_link_planted_at_the_temp_names(tmp_path, taken_names):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = key_path(tmp_path)
+    planted = plant(path.parent, path.name, "tmp", victim)
+    keystore.KeyStore(path).save(KEY)
+    assert taken_names == []  # both planted names were tried
+    assert path.read_text() == KEY and not path.is_symlink()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert_left_alone(*planted, victim)
+    # Only the key and what was planted: no temp file of ours is left behind.
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        [path.name, planted[0].name, planted[1].name])
+
+
+@pytest.mark.skipif(not POSIX, reason="symlinks need privileges on Windows")
+def test_atomic_path_skips_a_folder_and_a_link_planted_at_the_temp_names(tmp_path,
+                                                                         taken_names):
+    # The writer of encoded inputs and converted videos (PyAV writes into the temp path).
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    dest = tmp_path / "out" / "clip.mp4"
+    planted = plant(dest.parent, dest.name, "part", victim)
+    with files_mod.atomic_path(dest) as tmp:
+        assert tmp.is_file() and not tmp.is_symlink() and tmp.parent == dest.parent
+        with open(tmp, "wb") as fh:
+            fh.write(b"video")
+    assert dest.read_bytes() == b"video" and taken_names == []
+    assert_left_alone(*planted, victim)
+
+
+@pytest.mark.skipif(not POSIX, reason="symlinks need privileges on Windows")
+def test_atomic_path_never_renames_a_link_swapped_in_for_its_temp_file(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    dest = tmp_path / "clip.mp4"
+    with pytest.raises(files_mod.TempFileReplaced):
+        with files_mod.atomic_path(dest) as tmp:
+            tmp.unlink()
+            tmp.symlink_to(victim)
+    assert not dest.exists() and not os.path.lexists(dest)
+    assert victim.read_text() == "precious"
+
+
+def test_atomic_write_gives_up_after_a_few_taken_names(tmp_path, monkeypatch):
+    dest = tmp_path / "data.json"
+    (tmp_path / f".data.json.{os.getpid()}.cccccccc.tmp").mkdir()
+    monkeypatch.setattr(files_mod, "_token", lambda: "cccccccc")
+    with pytest.raises((FileExistsError, PermissionError)):  # Windows: "access denied"
+        files_mod.atomic_write(dest, b"{}")
+    assert not dest.exists()
+
+
 def test_concurrent_saves_leave_one_whole_key(tmp_path):
     path = key_path(tmp_path)
     keys = [f"rwk-Concurrent-{i:02d}-" + "x" * 40 for i in range(8)]
@@ -256,11 +339,11 @@ def test_concurrent_saves_leave_one_whole_key(tmp_path):
 
 # Child processes load only the core package (fast: no torch), by path as ComfyUI would.
 LOAD_CORE = """
-import importlib, importlib.util, sys
-spec = importlib.util.spec_from_file_location(
-    "rwcore", {core!r} + "/__init__.py", submodule_search_locations=[{core!r}])
-sys.modules["rwcore"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sys.modules["rwcore"])
+import importlib, sys
+sys.path.insert(0, {root!r})
+from offline_runware import load_package
+sys.path.pop(0)
+load_package(__import__("pathlib").Path({core!r}), "rwcore")
 KeyStore = importlib.import_module("rwcore.keystore").KeyStore
 """
 CORE = str(REPO_ROOT / "nodes" / "runware")
@@ -282,7 +365,7 @@ def test_kill_9_during_saves_leaves_the_old_or_the_new_key(tmp_path):
     path = key_path(tmp_path)
     keys = ["rwk-Old-" + "a" * 3000, "rwk-New-" + "b" * 3000]  # long: a wide write window
     keystore.KeyStore(path).save(keys[0])
-    script = SAVER.format(core=CORE, path=str(path), keys=keys)
+    script = SAVER.format(root=str(REPO_ROOT), core=CORE, path=str(path), keys=keys)
     for delay in (0.05, 0.13, 0.21, 0.37, 0.5):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                 cwd=REPO_ROOT)
@@ -319,7 +402,7 @@ else:
 def test_a_full_disk_during_a_save_keeps_the_old_key(tmp_path):
     path = key_path(tmp_path)
     keystore.KeyStore(path).save(KEY)
-    script = DISK_FULL.format(core=CORE, path=str(path),
+    script = DISK_FULL.format(root=str(REPO_ROOT), core=CORE, path=str(path),
                               key="rwk-TooBig-" + "z" * 500)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=60)

@@ -7,7 +7,6 @@ import asyncio
 import http.server
 import json
 import logging
-import re
 import threading
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from conftest import pack_module
 client_mod = pack_module("nodes.runware.client")
 errors = pack_module("nodes.runware.errors")
 config_mod = pack_module("nodes.runware.config")
-common = pack_module("nodes.common")
+common = pack_module("nodes.run")
 host = pack_module("nodes.host")
 
 KEY = "rwk-EchoCanary-5f2a9c7e1b3d8f60a4c2"
@@ -242,14 +241,21 @@ def test_the_log_filter_scrubs_messages_arguments_and_tracebacks(caplog):
 
 
 def test_every_logger_of_the_pack_has_the_filter():
-    root = Path(__file__).resolve().parent.parent / "nodes"
-    names = set()
-    for path in root.rglob("*.py"):
-        names.update(re.findall(r'getLogger\("([^"]+)"\)', path.read_text(encoding="utf-8")))
-    assert "runware_ovi_sync" in names
-    for name in names:
-        assert any(isinstance(f, errors.SecretFilter) for f in logging.getLogger(name).filters), \
-            name
+    """Every logger a module of the pack holds (imported, not grepped) is filtered."""
+    root = Path(__file__).resolve().parent.parent
+    loggers = {}
+    for path in sorted((root / "nodes").rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        dotted = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if dotted.endswith("__main__"):
+            continue
+        for value in vars(pack_module(dotted)).values():
+            if isinstance(value, logging.Logger):
+                loggers[value.name] = value
+    assert "runware_ovi_sync" in loggers and "runware_ovi_sync.double" in loggers
+    for name, logger in loggers.items():
+        assert name.split(".")[0] == "runware_ovi_sync", name
+        assert any(isinstance(f, errors.SecretFilter) for f in logger.filters), name
 
 
 def test_status_text_on_the_node_is_scrubbed(monkeypatch):

@@ -29,12 +29,17 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def make_cache(default_root):
+    """The result cache as the nodes make it: RUNWARE_CACHE_* settings, validated."""
+    return cache_mod.ResultCache(**cache_mod.cache_settings_from_env(default_root))
+
+
 def read_client(tmp_path):
     return config_mod.ClientConfig.from_env()
 
 
 def read_cache(tmp_path):
-    return cache_mod.ResultCache.from_env(tmp_path / "default")
+    return make_cache(tmp_path / "default")
 
 
 def read_dirs(tmp_path):
@@ -124,7 +129,7 @@ def test_cache_settings_defaults_and_overrides(monkeypatch, tmp_path):
     monkeypatch.setenv("RUNWARE_CACHE_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("RUNWARE_CACHE_MAX_GB", "2.5")
     monkeypatch.setenv("RUNWARE_CACHE_MAX_DAYS", "7")
-    cache = cache_mod.ResultCache.from_env(tmp_path / "d")
+    cache = make_cache(tmp_path / "d")
     assert cache.root == tmp_path / "elsewhere"
     assert cache.max_bytes == int(2.5 * 1024**3) and cache.max_age == 7 * 86400.0
 
@@ -162,7 +167,7 @@ def test_a_bad_allowed_hosts_value_refuses_the_key_routes_clearly(monkeypatch, t
 def test_a_bad_api_url_is_named_when_a_node_runs(env, monkeypatch):
     """Through the node layer too: the error a user sees names the variable."""
     monkeypatch.setenv("RUNWARE_API_URL", "api.runware.ai")
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     with pytest.raises(errors.SettingError, match="RUNWARE_API_URL"):
         common.client_config()
     assert env.log == []  # the double is up; nothing was sent to it

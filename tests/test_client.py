@@ -10,12 +10,13 @@ import time
 import uuid
 
 import pytest
-from conftest import TEST_KEY, pack_module
+from conftest import TEST_KEY, pack_module, run_task
 from media_factory import png_bytes, probe, write_mp4, write_wav
 
 client_mod = pack_module("nodes.runware.client")
 errors = pack_module("nodes.runware.errors")
 config_mod = pack_module("nodes.runware.config")
+tasks_mod = pack_module("nodes.runware.tasks")
 RunwareClient = client_mod.RunwareClient
 
 OVI = "runware:190@1"
@@ -117,17 +118,10 @@ def test_upload_retries_after_lost_answer_without_conflict(double, fast_config):
 
 def test_ovi_submit_poll_download(double, fast_config, tmp_path):
     progress = []
-
-    async def job(client):
-        results = await client.run_video(ovi_task())
-        path = await client.download(results[0].url, tmp_path / "ovi.mp4")
-        return results, path
-
-    results, path = run(with_client(fast_config, job, on_progress=progress.append))
-    assert len(results) == 1
-    assert results[0].seed == 7
-    assert results[0].cost is not None and results[0].cost > 0
-    info = probe(path)
+    [done] = run_task(fast_config, ovi_task(), tmp_path, on_progress=progress.append)
+    assert done.result.seed == 7
+    assert done.result.cost is not None and done.result.cost > 0
+    info = probe(done.path)
     assert abs(info["frames"] - 5 * 12) <= 1
     assert info["channels"] == 2
     phases = {p.phase for p in progress}
@@ -139,35 +133,28 @@ def test_sync3_with_uploaded_video_and_audio(double, fast_config, tmp_path):
     video = write_mp4(tmp_path / "face.mp4", frames=24, fps=12)
     audio = write_wav(tmp_path / "voice.wav", seconds=1.5)
 
-    async def job(client):
-        v = await client.upload_media(video, "video/mp4")
-        a = await client.upload_media(audio, "audio/wav")
-        task = {
-            "taskType": "videoInference",
-            "taskUUID": str(uuid.uuid4()),
-            "model": SYNC3,
-            "inputs": {"video": v.uuid, "audio": a.uuid},
-            "settings": {"syncMode": "cut_off"},
-            "includeCost": True,
-        }
-        results = await client.run_video(task)
-        return await client.download(results[0].url, tmp_path / "synced.mp4")
-
-    path = run(with_client(fast_config, job))
-    src, out = probe(video), probe(path)
+    v, a = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    task = {
+        "taskType": "videoInference",
+        "taskUUID": str(uuid.uuid4()),
+        "model": SYNC3,
+        "inputs": {"video": v, "audio": a},
+        "settings": {"syncMode": "cut_off"},
+        "includeCost": True,
+    }
+    uploads = [tasks_mod.Upload("video", v, video, "video/mp4", "mediaStorage"),
+               tasks_mod.Upload("audio", a, audio, "audio/wav", "mediaStorage")]
+    [done] = run_task(fast_config, task, tmp_path, uploads=uploads)
+    assert double.count("mediaStorage") == 2
+    src, out = probe(video), probe(done.path)
     assert (out["width"], out["height"], out["frames"]) == (src["width"], src["height"], 24)
     assert out.get("sample_rate")
 
 
-def test_multi_result_job_is_deduplicated_and_ordered(double, fast_config):
+def test_multi_result_job_is_deduplicated_and_ordered(double, fast_config, tmp_path):
     reports = []
-    results = run(
-        with_client(
-            fast_config,
-            lambda c: c.run_video(ovi_task(numberResults=3)),
-            on_progress=reports.append,
-        )
-    )
+    results = [d.result for d in run_task(fast_config, ovi_task(numberResults=3), tmp_path,
+                                          on_progress=reports.append)]
     assert len(results) == 3
     assert len({r.video_uuid for r in results}) == 3
     assert len({r.seed for r in results}) == 3
@@ -175,36 +162,37 @@ def test_multi_result_job_is_deduplicated_and_ordered(double, fast_config):
     assert done_counts & {1, 2}, "cumulative partial listings were seen while polling"
 
 
-def test_media_uuid_and_url_keys_are_accepted(double, fast_config):
+def test_media_uuid_and_url_keys_are_accepted(double, fast_config, tmp_path):
     double.result_keys = "media"
-    results = run(with_client(fast_config, lambda c: c.run_video(ovi_task())))
-    assert results[0].url.startswith(double.base_url.rsplit("/v1", 1)[0])
+    [done] = run_task(fast_config, ovi_task(), tmp_path)
+    assert done.result.url.startswith(double.base_url.rsplit("/v1", 1)[0])
 
 
 # -- error classes ----------------------------------------------------------------------
 
 
-def test_validation_error_names_the_parameter_and_nothing_is_accepted(double, fast_config):
+def test_validation_error_names_the_parameter_and_nothing_is_accepted(double, fast_config,
+                                                                     tmp_path):
     with pytest.raises(errors.ValidationError) as info:
-        run(with_client(fast_config, lambda c: c.run_video(ovi_task(steps=500))))
+        run_task(fast_config, ovi_task(steps=500), tmp_path)
     assert info.value.parameter == "steps"
     assert info.value.http_status == 400
     assert double.accepted_submissions() == []
 
 
-def test_insufficient_credits(double, fast_config):
+def test_insufficient_credits(double, fast_config, tmp_path):
     double.fail_next(402, code="insufficientCredits", task_type="videoInference")
     with pytest.raises(errors.InsufficientCreditsError) as info:
-        run(with_client(fast_config, lambda c: c.run_video(ovi_task())))
+        run_task(fast_config, ovi_task(), tmp_path)
     assert info.value.code == "insufficientCredits"
     assert "wallet" in str(info.value)
 
 
-def test_rate_limit_exhausts_retries(double, fast_config):
+def test_rate_limit_exhausts_retries(double, fast_config, tmp_path):
     config = dataclasses.replace(fast_config, max_retries=2)
     double.fail_next(429, count=10, task_type="videoInference")
     with pytest.raises(errors.RateLimitError) as info:
-        run(with_client(config, lambda c: c.run_video(ovi_task())))
+        run_task(config, ovi_task(), tmp_path)
     assert info.value.http_status == 429
     assert double.count("videoInference") == 3
     assert double.accepted_submissions() == []
@@ -220,13 +208,12 @@ def test_server_errors_exhaust_retries(double, fast_config, status):
 
 
 @pytest.mark.parametrize("shape", ["errors", "data"])
-def test_failed_job_in_both_error_shapes(double, fast_config, shape):
+def test_failed_job_in_both_error_shapes(double, fast_config, shape, tmp_path):
     double.fail_next_job(shape=shape, code="inferenceError", message="the GPU caught fire")
-    task = ovi_task()
     with pytest.raises(errors.TaskFailedError) as info:
-        run(with_client(fast_config, lambda c: c.run_video(task)))
+        run_task(fast_config, ovi_task(), tmp_path)
     assert info.value.code == "inferenceError"
-    assert info.value.task_uuid == task["taskUUID"]
+    assert info.value.task_uuid == double.accepted_submissions()[0]["taskUUID"]
     assert "GPU caught fire" in str(info.value)
 
 
@@ -243,41 +230,38 @@ def test_expired_task_is_task_not_found(double, fast_config):
     assert info.value.code == "taskExpired"
 
 
-def test_overall_timeout_names_the_task(double, fast_config):
+def test_overall_timeout_names_the_task(double, fast_config, tmp_path):
     double.job_seconds = 1000
-    task = ovi_task()
+    config = dataclasses.replace(fast_config, job_timeout=0.6)
     started = time.monotonic()
     with pytest.raises(errors.JobTimeoutError) as info:
-        run(with_client(fast_config, lambda c: c.run_video(task, timeout=0.6)))
+        run_task(config, ovi_task(), tmp_path)
     assert time.monotonic() - started < 3
-    assert info.value.task_uuid == task["taskUUID"]
+    assert info.value.task_uuid == double.accepted_submissions()[0]["taskUUID"]
 
 
 # -- retries never double-bill ---------------------------------------------------------
 
 
-def test_429_three_times_then_success_submits_once(double, fast_config):
+def test_429_three_times_then_success_submits_once(double, fast_config, tmp_path):
     double.fail_next(429, count=3, task_type="videoInference")
-    results = run(with_client(fast_config, lambda c: c.run_video(ovi_task())))
-    assert len(results) == 1
+    assert len(run_task(fast_config, ovi_task(), tmp_path)) == 1
     assert double.count("videoInference") == 4
     assert len(double.accepted_submissions()) == 1
 
 
-def test_lost_submit_answer_is_retried_with_same_uuid_and_polled(double, fast_config):
+def test_lost_submit_answer_is_retried_with_same_uuid_and_polled(double, fast_config,
+                                                                 tmp_path):
     double.lose_next_response("videoInference")
-    task = ovi_task()
-    results = run(with_client(fast_config, lambda c: c.run_video(task)))
-    assert results[0].task_uuid == task["taskUUID"]
+    [done] = run_task(fast_config, ovi_task(), tmp_path)
     sent = [t for e in double.log for t in e["tasks"] if t.get("taskType") == "videoInference"]
-    assert len(sent) == 2 and {t["taskUUID"] for t in sent} == {task["taskUUID"]}
+    assert len(sent) == 2 and {t["taskUUID"] for t in sent} == {done.result.task_uuid}
     assert len(double.accepted_submissions()) == 1
 
 
-def test_poll_survives_transient_errors(double, fast_config):
+def test_poll_survives_transient_errors(double, fast_config, tmp_path):
     double.fail_next(503, count=2, task_type="getResponse")
-    results = run(with_client(fast_config, lambda c: c.run_video(ovi_task())))
-    assert len(results) == 1
+    assert len(run_task(fast_config, ovi_task(), tmp_path)) == 1
     assert len(double.accepted_submissions()) == 1
 
 
@@ -285,14 +269,16 @@ def test_poll_survives_transient_errors(double, fast_config):
 
 
 def test_dropped_download_resumes_with_range(double, fast_config, tmp_path):
+    [done] = run_task(fast_config, ovi_task(), tmp_path / "job")
+
     async def job(client):
-        results = await client.run_video(ovi_task())
-        full = await client.download(results[0].url, tmp_path / "full.mp4")
+        full = await client.download(done.result.url, tmp_path / "full.mp4")
         double.drop_download_after(2000)
-        resumed = await client.download(results[0].url, tmp_path / "resumed.mp4")
+        resumed = await client.download(done.result.url, tmp_path / "resumed.mp4")
         return full, resumed
 
     full, resumed = run(with_client(fast_config, job))
+    assert full.read_bytes() == done.path.read_bytes()
     assert resumed.read_bytes() == full.read_bytes()
     assert any(e.get("range") == "bytes=2000-" for e in double.log)
     assert not list(tmp_path.glob("*.part"))
@@ -307,13 +293,10 @@ def test_download_refuses_plain_http_to_other_hosts(double, fast_config, tmp_pat
 
 
 def test_download_error_status_is_reported(double, fast_config, tmp_path):
-    async def job(client):
-        results = await client.run_video(ovi_task())
-        double.fail_downloads(404)
-        return await client.download(results[0].url, tmp_path / "x.mp4")
-
+    [done] = run_task(fast_config, ovi_task(), tmp_path / "job")
+    double.fail_downloads(404)
     with pytest.raises(errors.DownloadError) as info:
-        run(with_client(fast_config, job))
+        run(with_client(fast_config, lambda c: c.download(done.result.url, tmp_path / "x.mp4")))
     assert info.value.http_status == 404
 
 
@@ -356,10 +339,13 @@ def test_cancel_during_retry_sleep(double, fast_config):
     assert_cancelled_quickly(config, lambda c: c.upload_image(png_bytes()), CancelAfter(0.3))
 
 
-def test_cancel_while_polling(double, fast_config):
+def test_cancel_while_polling(double, fast_config, tmp_path):
     double.job_seconds = 1000
     config = dataclasses.replace(fast_config, poll_initial=5, poll_max=5)
-    assert_cancelled_quickly(config, lambda c: c.run_video(ovi_task()), CancelAfter(0.5))
+    hook = CancelAfter(0.5)
+    with pytest.raises(errors.CancelledError):
+        run_task(config, ovi_task(), tmp_path, should_cancel=hook)
+    assert hook.fired_at is not None and time.monotonic() - hook.fired_at < 1.0
     assert len(double.accepted_submissions()) == 1
 
 
@@ -375,11 +361,11 @@ def test_cancel_during_upload_stream(fast_config, tmp_path):
 def test_cancel_during_download(double, fast_config, tmp_path):
     config = dataclasses.replace(fast_config, download_chunk=256)
     hook = CancelAfter()
+    [done] = run_task(fast_config, ovi_task(), tmp_path / "job")
 
     async def job(client):
-        results = await client.run_video(ovi_task())
         hook.arm()
-        return await client.download(results[0].url, tmp_path / "x.mp4")
+        return await client.download(done.result.url, tmp_path / "x.mp4")
 
     assert_cancelled_quickly(config, job, hook)
     assert not (tmp_path / "x.mp4").exists()
@@ -392,9 +378,9 @@ def test_cancel_during_download(double, fast_config, tmp_path):
 def test_key_absent_from_errors_logs_and_double_log(double, fast_config, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
     double.fail_next(429, count=2)
-    run(with_client(fast_config, lambda c: c.run_video(ovi_task())))
+    run_task(fast_config, ovi_task(), tmp_path)
     with pytest.raises(errors.RunwareError) as info:
-        run(with_client(fast_config, lambda c: c.run_video(ovi_task(steps=0))))
+        run_task(fast_config, ovi_task(steps=0), tmp_path)
     assert TEST_KEY not in str(info.value)
     assert TEST_KEY not in caplog.text
     assert TEST_KEY not in repr(double.log)
@@ -447,15 +433,14 @@ def test_error_classes(code, status, cls):
     assert errors.error_class_for(code, status).__name__ == cls
 
 
-def test_cancel_hook_runs_on_other_threads_too(double, fast_config):
+def test_cancel_hook_runs_on_other_threads_too(double, fast_config, tmp_path):
     """The hook is a plain callable: a flag set from another thread stops the wait."""
     flag = threading.Event()
     double.job_seconds = 1000
     threading.Timer(0.3, flag.set).start()
     started = time.monotonic()
     with pytest.raises(errors.CancelledError) as info:
-        run(with_client(fast_config, lambda c: c.run_video(ovi_task()),
-                        should_cancel=flag.is_set))
+        run_task(fast_config, ovi_task(), tmp_path, should_cancel=flag.is_set)
     assert time.monotonic() - started < 1.5
     assert info.value.task_uuid
 

@@ -17,16 +17,19 @@ import sys
 import threading
 import time
 import types
-from fractions import Fraction
 
 import av
 import pytest
 import torch
+import video_standins
 from conftest import PACK, pack_module
 from media_factory import write_mp4
 
 host = pack_module("nodes.host")
+common = pack_module("nodes.run")
 media = pack_module("nodes.runware.media")
+encode = pack_module("nodes.runware.encode")
+video_io = pack_module("nodes.video_io")
 video_input = pack_module("nodes.runware.video_input")
 
 PROMPT = "A robot says <S>All systems go<E>. <AUDCAP>whirring motors<ENDAUDCAP>"
@@ -188,13 +191,42 @@ def test_fetch_result_cancel_is_comfyuis_interrupt(env, comfy, monkeypatch):
     assert accepted(env) == 1
 
 
-def test_decode_failure_is_still_a_media_error(env, comfy, monkeypatch):
+def test_cancel_during_a_long_decode_stops_it_and_requeue_pays_nothing(env, comfy,
+                                                                      monkeypatch):
+    """Cancel pressed once the frames are being decoded (not before): the decode itself
+    stops at ComfyUI's check, the paid file stays cached, and queueing again collects it."""
+    real = video_io.decode_video
+    packets: list[int] = []
+
+    def decode_and_cancel(path, **kwargs):
+        check = kwargs["check"]
+
+        def counting_check():
+            packets.append(1)
+            if len(packets) == 5:
+                comfy.set_flag(True)  # the user presses Cancel mid-decode
+            check()
+
+        return real(path, **{**kwargs, "check": counting_check})
+
+    monkeypatch.setattr(video_io, "decode_video", decode_and_cancel)
+    with pytest.raises(comfy.Interrupt):
+        generate()
+    assert len(packets) == 5, "the decode went on after Cancel"
+    comfy.set_flag(False)
+    monkeypatch.setattr(video_io, "decode_video", real)
+    video, images, audio, fps, info = generate()["result"]
+    assert images[0].shape[0] == 5 * 12
+    assert accepted(env) == 1, "queueing again paid a second time"
+
+
+def test_decode_failure_is_still_a_result_decode_error(env, comfy, monkeypatch):
     """The explicit interrupt handling does not turn real decode errors into interrupts."""
     def broken(*_a, **_k):
         raise ValueError("bad file")
 
-    monkeypatch.setattr(media, "results_to_outputs", broken)
-    with pytest.raises(media.MediaError, match="paid file is kept"):
+    monkeypatch.setattr(common, "result_outputs", broken)
+    with pytest.raises(media.ResultDecodeError, match="paid file is kept"):
         generate()
 
 
@@ -258,9 +290,8 @@ def _plant_old(monkeypatch, classes):
 def test_video_classes_from_comfy_api_latest_first(monkeypatch, fresh_log_flag):
     _plant_old(monkeypatch, _classes("old"))
     _plant_latest(monkeypatch, _classes("latest"))
-    assert host.video_from_file("x.mp4").origin == "latest"
-    video = host.video_from_components(torch.zeros(2, 4, 4, 3), 24.0)
-    assert video.origin == "latest" and video.components.frame_rate == Fraction(24)
+    video = host.video_from_file("x.mp4")
+    assert video.origin == "latest" and video.file == "x.mp4"
 
 
 def test_video_classes_fall_back_to_the_old_paths(monkeypatch, fresh_log_flag, caplog):
@@ -274,7 +305,7 @@ def test_outside_comfyui_the_stand_ins_are_quiet(fresh_log_flag, caplog):
     assert not host.in_comfyui()
     with caplog.at_level(logging.DEBUG, logger="runware_ovi_sync"):
         video = host.video_from_file("x.mp4")
-    assert isinstance(video, host.LocalVideoFromFile)
+    assert isinstance(video, video_standins.LocalVideoFromFile)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -288,11 +319,21 @@ def test_inside_comfyui_a_stand_in_is_an_error_logged_once(monkeypatch, fresh_lo
     assert host.in_comfyui()
     with caplog.at_level(logging.ERROR, logger="runware_ovi_sync"):
         first = host.video_from_file("x.mp4")
-        host.video_from_components(torch.zeros(1, 2, 2, 3), 8.0)
-    assert isinstance(first, host.LocalVideoFromFile)
+        host.video_from_file("y.mp4")
+    assert isinstance(first, video_standins.LocalVideoFromFile)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "stand-ins" in errors[0].getMessage() and "Save Video" in errors[0].getMessage()
+
+
+def test_without_comfyuis_classes_or_stand_ins_no_video_is_made(monkeypatch, fresh_log_flag):
+    """The product has no stand-ins of its own: outside ComfyUI, without installed ones, a
+    VIDEO cannot be made, and the error says why (the caller keeps the paid file)."""
+    monkeypatch.setattr(host, "_INSTALLED", None)
+    with pytest.raises(RuntimeError, match="VIDEO classes"):
+        host.video_from_file("x.mp4")
+    with pytest.raises(ValueError, match="VideoComponents"):
+        host.install_video_classes({"VideoFromFile": object, "VideoFromComponents": object})
 
 
 def test_comfyui_found_by_its_package_counts_as_inside(monkeypatch, tmp_path):
@@ -318,7 +359,7 @@ class VideoInput:  # the abstract base's defaults, as in current ComfyUI
         return False
 
 
-class PublicEditsVideo(VideoInput, host.LocalVideoFromFile):
+class PublicEditsVideo(VideoInput, video_standins.LocalVideoFromFile):
     """A file-backed VIDEO with current ComfyUI's public edit API: trims and crops are
     applied by get_components() and save_to(), never by the file itself."""
 
@@ -342,14 +383,14 @@ class PublicEditsVideo(VideoInput, host.LocalVideoFromFile):
         if self._crop_rect is not None:
             x, y, w, h = self._crop_rect
             images = images[:, y:y + h, x:x + w, :]
-        return host.LocalVideoComponents(images, c.frame_rate, None)
+        return video_standins.LocalVideoComponents(images, c.frame_rate, None)
 
     def save_to(self, path, format="auto", codec="auto", metadata=None):
         c = self.get_components()
-        media.frames_to_mp4(c.images, float(c.frame_rate), path, None)
+        encode.frames_to_mp4(c.images, float(c.frame_rate), path, None)
 
 
-class VideoFromFile(host.LocalVideoFromFile):
+class VideoFromFile(video_standins.LocalVideoFromFile):
     """An older ComfyUI's VideoFromFile: trims and crops only in private attributes."""
 
     def __init__(self, file, *, start_time=0, duration=0, crop=None):
@@ -366,9 +407,9 @@ class VideoFromFile(host.LocalVideoFromFile):
 def test_an_unedited_clip_is_uploaded_as_its_file(tmp_path, make):
     clip = _clip(tmp_path / "a.mp4")
     video = make(str(clip))
-    assert host.video_edits(video) is None
-    assert host.video_file_source(video) == str(clip)
-    source, mime = video_input.video_upload_source(video, tmp_path / "work")
+    assert video_io.video_edits(video) is None
+    assert video_io.video_file_source(video) == str(clip)
+    source, mime = video_io.video_upload_source(video, tmp_path / "work")
     assert str(source) == str(clip) and mime == "video/mp4"
 
 
@@ -384,8 +425,8 @@ def test_an_unedited_clip_is_uploaded_as_its_file(tmp_path, make):
         "private-negative-start", "private-duration", "private-crop"])
 def test_an_edited_clip_is_never_its_file(tmp_path, make, edit):
     video = make(str(_clip(tmp_path / "a.mp4")))
-    assert host.video_edits(video) == edit
-    assert host.video_file_source(video) is None
+    assert video_io.video_edits(video) == edit
+    assert video_io.video_file_source(video) is None
 
 
 def test_public_api_wins_over_private_leftovers(tmp_path):
@@ -393,7 +434,7 @@ def test_public_api_wins_over_private_leftovers(tmp_path):
     video = PublicEditsVideo(str(_clip(tmp_path / "a.mp4")))
     video._VideoFromFile__crop = (0, 0, 8, 8)  # noqa: SLF001 - a removed attribute's leftover
     video._VideoFromFile__start_time = 3.0
-    assert host.video_edits(video) is None
+    assert video_io.video_edits(video) is None
 
 
 def test_a_failing_edit_check_counts_as_edited(tmp_path):
@@ -401,7 +442,7 @@ def test_a_failing_edit_check_counts_as_edited(tmp_path):
         def get_active_trim_window(self):
             raise RuntimeError("no duration")
 
-    assert host.video_edits(Broken(str(_clip(tmp_path / "a.mp4")))) == "unknown edits"
+    assert video_io.video_edits(Broken(str(_clip(tmp_path / "a.mp4")))) == "unknown edits"
 
 
 @pytest.mark.parametrize("video_kwargs,frames,size", [
@@ -412,7 +453,7 @@ def test_a_failing_edit_check_counts_as_edited(tmp_path):
 def test_the_upload_of_an_edited_clip_holds_the_edit(tmp_path, video_kwargs, frames, size):
     clip = _clip(tmp_path / "a.mp4")
     video = PublicEditsVideo(str(clip), **video_kwargs)
-    source, mime = video_input.video_upload_source(video, tmp_path / "work")
+    source, mime = video_io.video_upload_source(video, tmp_path / "work")
     assert str(source) != str(clip) and mime == "video/mp4"
     data = source if isinstance(source, bytes) else open(source, "rb").read()
     with av.open(io.BytesIO(data)) as container:

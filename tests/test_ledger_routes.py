@@ -15,15 +15,17 @@ import time
 import pytest
 import requests
 from aiohttp import web
-from conftest import PACK, TEST_KEY, pack_module
+from conftest import PACK, TEST_KEY, ovi_request, pack_module
 
 ledger_routes = pack_module("nodes.ledger_routes")
 spend_panel = pack_module("nodes.spend_panel")
-common = pack_module("nodes.common")
+common = pack_module("nodes.run")
 jobs = pack_module("nodes.runware.jobs")
 tasks = pack_module("nodes.runware.tasks")
 errors = pack_module("nodes.runware.errors")
 store_mod = pack_module("nodes.runware.store")
+context = pack_module("nodes.context")
+cache_mod = pack_module("nodes.runware.cache")
 
 PREFIX = "/runware_ovi_sync3"
 
@@ -52,8 +54,9 @@ def panel(env, monkeypatch):
 
 
 def ovi_job(seed=1):
-    return tasks.prepare_ovi(prompt="A host says <S>welcome<E>", seed=seed, steps=30, fps=12,
-                             video_cfg_scale=5.0, audio_cfg_scale=4.0)
+    return tasks.prepare_ovi(ovi_request(
+        prompt="A host says <S>welcome<E>", seed=seed, steps=30, fps=12,
+                             video_cfg_scale=5.0, audio_cfg_scale=4.0))
 
 
 def ovi_node(seed=1, unique_id="7"):
@@ -133,6 +136,31 @@ def test_other_endpoints_are_listed_only_when_asked(panel, env):
     assert get(f"{panel}/jobs")["total"] == 1
     everything = get(f"{panel}/jobs", endpoint="all")
     assert everything["total"] == 2 and everything["endpoint"] == "all"
+
+
+def test_a_failed_job_shows_its_error_scrubbed_and_capped(panel, env):
+    # Runware's message echoes the key (a proxy or a bug might) and is very long.
+    message = ("the model failed for key " + TEST_KEY + " at step 12; ") * 120
+    env.fail_next_job(shape="errors", code="inferenceError", message=message)
+    with pytest.raises(errors.TaskFailedError):
+        ovi_node(1)
+    (row,) = get(f"{panel}/jobs")["jobs"]
+    assert row["status"] == "failed" and not row["recoverable"] and row["files"] == []
+    assert row["error"] and "the model failed for key" in row["error"]
+    assert TEST_KEY not in row["error"] and TEST_KEY[:12] not in row["error"]
+    assert len(row["error"]) == 2000  # capped: the stored text is longer
+    # A row whose stored error still holds the key (written before scrubbing, or by a
+    # path that did not scrub): the route itself scrubs what it serves.
+    store = common.result_cache().store
+    (job,) = store.jobs()
+    assert len(job.error) > 2000
+    store.set_status(job.endpoint, job.task_uuid, "failed",
+                     error=f"inferenceError: bad key {TEST_KEY};" +
+                     "".join(f" frame {i} ok;" for i in range(400)))
+    (row,) = get(f"{panel}/jobs")["jobs"]
+    assert row["error"].startswith("inferenceError: bad key ")
+    assert TEST_KEY not in row["error"] and TEST_KEY[:12] not in row["error"]
+    assert len(row["error"]) == 2000
 
 
 def test_previews_need_the_cache_inside_the_output_folder(panel, env, monkeypatch, tmp_path):
@@ -271,6 +299,58 @@ def test_recover_collects_an_interrupted_job_without_a_second_submission(panel, 
     results = asyncio.run(jobs.run_cached_job(ovi_job(5), config=common.client_config(),
                                               cache=common.result_cache()))
     assert results[0].cached and env.log == []
+
+
+def recover_and_wait(panel, listed):
+    """POST Recover for a listed job; the job's row once the recovery has ended."""
+    reply = requests.post(f"{panel}/recover", json={"endpoint": listed["endpoint"],
+                                                    "task_uuid": listed["task_uuid"]},
+                          timeout=10)
+    assert reply.status_code == 202, reply.text
+    wait_for(lambda: get(f"{panel}/live")["jobs"] == [])
+    return next(j for j in get(f"{panel}/jobs")["jobs"]
+                if j["task_uuid"] == listed["task_uuid"])
+
+
+def test_recover_collects_a_job_that_timed_out_without_a_second_submission(
+        panel, env, monkeypatch):
+    env.job_seconds = 2.0
+    monkeypatch.setenv("RUNWARE_JOB_TIMEOUT", "0.5")  # the node gives up before the job ends
+    with pytest.raises(errors.JobTimeoutError):
+        ovi_node(1)
+    assert len(env.accepted_submissions()) == 1
+    (listed,) = get(f"{panel}/jobs")["jobs"]
+    assert listed["status"] == "unknown" and listed["recoverable"] and listed["journaled"]
+    assert listed["files"] == []
+    time.sleep(2.0)  # later, the job has finished on Runware (still the short time-out)
+    done = recover_and_wait(panel, listed)
+    assert done["status"] == "succeeded", done
+    assert done["journaled"] is False and not done["recoverable"]
+    assert done["cost"] == pytest.approx(0.05) and done["files"][0]["exists"]
+    assert len(env.accepted_submissions()) == 1  # collected, never submitted again
+
+
+def test_recover_collects_a_job_after_a_restart_without_a_second_submission(
+        panel, env, monkeypatch):
+    interrupted_after_submission(env)
+    # ComfyUI restarts: no live jobs, no recoveries under way, a new store connection
+    # (only the files on disk survive).
+    for cache in context._CACHES.values():
+        cache.store.close()
+    monkeypatch.setattr(context, "_CACHES", {})
+    monkeypatch.setattr(spend_panel, "LIVE", spend_panel.LiveJobs())
+    monkeypatch.setattr(spend_panel, "_RECOVERING", set())
+    (listed,) = get(f"{panel}/jobs")["jobs"]
+    assert listed["status"] == "unknown" and listed["recoverable"] and listed["journaled"]
+    done = recover_and_wait(panel, listed)
+    assert done["status"] == "succeeded", done
+    assert done["journaled"] is False and done["files"][0]["exists"]
+    assert len(env.accepted_submissions()) == 1
+    # A fresh store object on the same folder sees the collected job.
+    fresh = cache_mod.ResultCache(common.host.output_directory() / "runware")
+    (job,) = fresh.store.jobs()
+    assert job.status == "succeeded" and job.task_uuid == listed["task_uuid"]
+    fresh.store.close()
 
 
 def test_recover_and_the_node_resuming_the_same_job_at_once(panel, env):

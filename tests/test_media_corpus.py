@@ -29,10 +29,14 @@ from media_corpus import AUDIO_NAMES, MAKERS, Unavailable, make
 from media_factory import probe, write_mp4
 
 media = pack_module("nodes.runware.media")
+decode = pack_module("nodes.runware.decode")
+encode = pack_module("nodes.runware.encode")
+video_io = pack_module("nodes.video_io")
 video_input = pack_module("nodes.runware.video_input")
 host = pack_module("nodes.host")
 tasks = pack_module("nodes.runware.tasks")
 RunwareSync3 = PACK.NODE_CLASS_MAPPINGS["RunwareSync3"]
+RunwareOvi = PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]
 Segment = PACK.NODE_CLASS_MAPPINGS["RunwareSync3Segment"]
 Speaker = PACK.NODE_CLASS_MAPPINGS["RunwareSync3Speaker"]
 
@@ -70,7 +74,7 @@ def uploaded(env, field: str) -> Path:
 
 def load_audio(path: Path) -> dict:
     """What ComfyUI's Load Audio hands over: the file's samples, rate and channels."""
-    wave, rate, _ = media.decode_audio_track(path)
+    wave, rate, _ = decode.decode_audio_track(path)
     return {"waveform": wave.unsqueeze(0), "sample_rate": rate}
 
 
@@ -126,7 +130,7 @@ def test_corpus_audio_through_the_node(env, corpus_dir, tmp_path, name):
 def test_mkv_remux_keeps_every_packet(corpus_dir, tmp_path):
     """OBS's MKV: the same video packets (no re-encode), the first keyframe included."""
     item = item_of("obs_screen_mkv", corpus_dir / "obs_screen_mkv")
-    out, mime = video_input.video_upload_source(host.video_from_file(item.path), tmp_path)
+    out, mime = video_io.video_upload_source(host.video_from_file(item.path), tmp_path)
     assert mime == "video/mp4"
 
     def packets(path):
@@ -144,7 +148,7 @@ def test_mkv_remux_keeps_every_packet(corpus_dir, tmp_path):
 def test_remux_copies_what_the_container_holds(corpus_dir, tmp_path):
     """An AVI's MPEG-4 video and MP3 audio both go into the MP4 untouched."""
     item = item_of("avi_mpeg4_mp3", corpus_dir / "avi_mpeg4_mp3")
-    out, mime = video_input.video_upload_source(item.path, tmp_path)
+    out, mime = video_io.video_upload_source(item.path, tmp_path)
     assert mime == "video/mp4"
     for kind in ("video", "audio"):
         with av.open(str(out)) as c, av.open(str(item.path)) as o:
@@ -154,9 +158,9 @@ def test_remux_copies_what_the_container_holds(corpus_dir, tmp_path):
 
 def test_surround_track_in_a_video_is_downmixed(corpus_dir, tmp_path):
     item = item_of("mp4_5.1", corpus_dir / "mp4_5.1")
-    out, mime = video_input.video_upload_source(item.path, tmp_path)
+    out, mime = video_io.video_upload_source(item.path, tmp_path)
     assert mime == "video/mp4" and Path(out) != item.path
-    wave, rate, names = media.decode_audio_track(Path(out))
+    wave, rate, names = decode.decode_audio_track(Path(out))
     assert wave.shape[0] == 2 and names == ["FL", "FR"] and rate == 48000
     with av.open(str(out)) as c, av.open(str(item.path)) as o:  # the pictures: copied
         assert [bytes(p) for p in c.demux(video=0) if p.size] == \
@@ -167,20 +171,20 @@ def test_downmix_rule():
     """ITU-R BS.775: Lo = L + .7071 C + .7071 Ls, Ro = R + .7071 C + .7071 Rs, LFE dropped."""
     # 5.1 in FFmpeg's order: FL FR FC LFE BL BR, one unit impulse per channel
     wave = torch.eye(6) * 0.1
-    mixed = media.downmix_to_stereo(wave)
+    mixed = encode.downmix_to_stereo(wave)
     expected = torch.tensor([[1, 0, 0.7071, 0, 0.7071, 0], [0, 1, 0.7071, 0, 0, 0.7071]]) * 0.1
     assert torch.allclose(mixed, expected, atol=1e-6)
     # side surrounds (5.1(side)) mix the same way, by name
-    side = media.downmix_to_stereo(wave, ["FL", "FR", "FC", "LFE", "SL", "SR"])
+    side = encode.downmix_to_stereo(wave, ["FL", "FR", "FC", "LFE", "SL", "SR"])
     assert torch.allclose(side, expected, atol=1e-6)
     # a loud mix is scaled to peak at 1.0, never clipped
-    loud = media.downmix_to_stereo(torch.full((6, 4), 0.9))
+    loud = encode.downmix_to_stereo(torch.full((6, 4), 0.9))
     assert float(loud.abs().max()) == pytest.approx(1.0)
     assert torch.allclose(loud[0], loud[1])
     # more than 8 channels (no standard order): odd to the left, even to the right
-    many = media.downmix_to_stereo(torch.arange(10.0).view(10, 1) / 100)
+    many = encode.downmix_to_stereo(torch.arange(10.0).view(10, 1) / 100)
     assert many[:, 0].tolist() == pytest.approx([0.04, 0.05])
-    assert media.downmix_to_stereo(torch.ones(2, 3)).shape == (2, 3)  # stereo untouched
+    assert encode.downmix_to_stereo(torch.ones(2, 3)).shape == (2, 3)  # stereo untouched
 
 
 def test_ten_channel_audio_is_accepted(env, tmp_path):
@@ -237,14 +241,39 @@ def test_lazy_mapping_audio_is_accepted_everywhere(env, corpus_dir, tmp_path):
     assert exc.value.parameter == "audio"
 
 
+def test_lazy_audio_of_a_silent_clip_is_refused_by_name(env, corpus_dir, tmp_path):
+    """VHS_LoadVideo on a clip without sound: its lazy audio raises when loaded. sync-3 and
+    Segment say the connected audio could not be read (not "connect an AUDIO output"),
+    naming the input, before anything is uploaded."""
+    clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=24)
+
+    def vhs_get_audio(path: Path) -> dict:
+        raise Exception(f"VHS failed to extract audio from {path.name}:\nOutput file does "
+                        "not contain any stream")
+
+    silent = LazyAudioMap(clip)
+    silent._load = lambda: vhs_get_audio(clip)  # type: ignore[method-assign]
+    errors = pack_module("nodes.runware.errors")
+    for run in (lambda: lipsync(video=host.video_from_file(clip), audio=silent),
+                lambda: Segment().build(silent, 0.0, 0.9)):
+        with pytest.raises(errors.ValidationError) as exc:
+            run()
+        text = str(exc.value)
+        assert exc.value.parameter == "audio"
+        assert text.startswith("audio: the connected AUDIO could not be read")
+        assert "VHS failed to extract audio from face.mp4" in text and "no audio track" in text
+        assert "Connect an AUDIO output" not in text
+    assert env.count("mediaStorage") == 0 and env.accepted_submissions() == []
+
+
 # -- rotated phone clips ------------------------------------------------------------------
 
 
 def test_rotated_clip_reports_and_decodes_display_size(env, corpus_dir):
     item = item_of("phone_portrait", corpus_dir / "phone_portrait")
-    info = media.probe_video(item.path)
+    info = decode.probe_video(item.path)
     assert (info.width, info.height, info.rotation) == (64, 96, 90)
-    decoded = media.decode_video(item.path, want_audio=False)
+    decoded = decode.decode_video(item.path, want_audio=False)
     assert decoded.images.shape == (20, 96, 64, 3)
     with av.open(str(item.path)) as c:  # the stored frames, turned as players do
         raw = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
@@ -254,9 +283,8 @@ def test_rotated_clip_reports_and_decodes_display_size(env, corpus_dir):
     assert float(decoded.images[0, -4:, :4].mean()) > 0.9
     assert float(decoded.images[0, :4, :4, 1].mean()) < 0.5
     # sync-3's checks use what the user sees: the facts are the portrait frame's ...
-    sync3 = pack_module("nodes.sync3")
-    _, _, facts = sync3._video_input(host.video_from_file(item.path), None, 24.0,
-                                     corpus_dir / "facts")
+    _, _, facts = video_io.sync3_video_upload(host.video_from_file(item.path), None, 24.0,
+                                              corpus_dir / "facts")
     assert (facts.width, facts.height, facts.frame_count) == (64, 96, 20)
     # ... so a point beyond its 64 px width is refused before anything is uploaded
     with pytest.raises(pack_module("nodes.runware.errors").ValidationError, match="64x96"):
@@ -274,22 +302,23 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from conftest import pack_module
     import torch
-    media = pack_module("nodes.runware.media")
-    vi = pack_module("nodes.runware.video_input")
+    encode = pack_module("nodes.runware.encode")
+    video_io = pack_module("nodes.video_io")
     host = pack_module("nodes.host")
     out = {}
     work = Path(sys.argv[2])
     for name in sys.argv[3:]:
-        src, _ = vi.video_upload_source(host.video_from_file(Path(name)), work / Path(name).stem)
+        src, _ = video_io.video_upload_source(host.video_from_file(Path(name)),
+                                              work / Path(name).stem)
         out[Path(name).name] = hashlib.sha256(Path(src).read_bytes()).hexdigest()
     g = torch.Generator().manual_seed(7)
     frames = torch.rand(9, 47, 67, 3, generator=g)
     t = torch.arange(22050) / 22050
     audio = {"waveform": torch.stack([torch.sin(2 * torch.pi * 300 * t)] * 6).unsqueeze(0),
              "sample_rate": 22050}
-    mp4 = media.frames_to_mp4(frames, 9, work / "frames.mp4", audio)
+    mp4 = encode.frames_to_mp4(frames, 9, work / "frames.mp4", audio)
     out["frames"] = hashlib.sha256(mp4.read_bytes()).hexdigest()
-    flac = media.audio_to_file(audio, work / "audio.flac")
+    flac = encode.audio_to_file(audio, work / "audio.flac")
     out["flac"] = hashlib.sha256(flac.read_bytes()).hexdigest()
     print(json.dumps(out))
     """
@@ -337,12 +366,39 @@ def test_a_gif_is_paid_for_once(env, corpus_dir):
     assert hashlib.sha256(uploaded(env, "video").read_bytes()).hexdigest() == digest
 
 
-def test_a_refused_upload_names_the_node_input(env, tmp_path):
-    clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=12)
-    env.fail_next(400, task_type="mediaStorage", code="invalidMedia")
+OVI_PROMPT = "A robot says <S>All systems go<E>. <AUDCAP>whirring motors<ENDAUDCAP>"
+
+
+def _refusal(task_type: str, code: str, api_field: str) -> dict:
+    """Runware's answer to an upload it refuses: the API's field, not the node input."""
+    return {"errors": [{"code": code, "message": f"Invalid value for {api_field}",
+                        "parameter": api_field, "taskType": task_type}]}
+
+
+@pytest.mark.parametrize("field", ["video", "audio", "image"])
+def test_a_refused_upload_names_the_node_input(env, tmp_path, field):
+    """Runware refusing an upload (its API field "media" / "image") -> the error names the
+    node input the file came from: sync-3's video or audio, Ovi's image; nothing is
+    submitted."""
+    if field == "image":
+        env.answer_next(400, _refusal("imageUpload", "invalidImage", "image"),
+                        task_type="imageUpload")
+        run = lambda: asyncio.run(RunwareOvi().generate(  # noqa: E731
+            prompt=OVI_PROMPT, seed=3, steps=30, fps=12, video_cfg_scale=5.0,
+            audio_cfg_scale=4.0, image=torch.rand(1, 32, 32, 3)))
+    else:
+        clip = write_mp4(tmp_path / "face.mp4", width=64, height=48, fps=12, frames=12)
+        if field == "audio":  # the video is uploaded (and remembered) first: run once
+            lipsync(video=host.video_from_file(clip), audio=tone(0.5))
+        env.answer_next(400, _refusal("mediaStorage", "invalidMedia", "media"),
+                        task_type="mediaStorage")
+        run = lambda: lipsync(video=host.video_from_file(clip), audio=tone())  # noqa: E731
+    before = len(env.accepted_submissions())
     with pytest.raises(pack_module("nodes.runware.errors").ValidationError) as exc:
-        lipsync(video=host.video_from_file(clip), audio=tone())
+        run()
     text = str(exc.value)
-    assert exc.value.parameter == "video" and text.startswith("video: Runware refused")
-    assert "parameter media" not in text and "nothing was paid for" in text
-    assert env.accepted_submissions() == []
+    assert exc.value.parameter == field and text.startswith(f"{field}: Runware refused")
+    assert "Invalid value for" in text  # Runware's reason is kept ...
+    assert "parameter media" not in text  # ... but not its field name
+    assert f"connected to {field}" in text and "nothing was paid for" in text
+    assert len(env.accepted_submissions()) == before

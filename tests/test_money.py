@@ -17,7 +17,7 @@ from pathlib import Path
 import conftest
 import pytest
 import torch
-from conftest import PACK, pack_module
+from conftest import PACK, ovi_request, pack_module, sync3_request
 from media_factory import png_bytes, write_mp4, write_wav
 
 jobs = pack_module("nodes.runware.jobs")
@@ -29,19 +29,20 @@ store_mod = pack_module("nodes.runware.store")
 
 
 def ovi_job(seed=5, image=False, **extra):
-    return tasks.prepare_ovi(
+    return tasks.prepare_ovi(ovi_request(
         prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=12,
         video_cfg_scale=5.0, audio_cfg_scale=4.0,
         image_png=png_bytes() if image else None, **extra,
-    )
+    ))
 
 
 def sync3_job(tmp_path):
     video = write_mp4(tmp_path / "v.mp4", frames=24, fps=12)
     audio = write_wav(tmp_path / "a.wav", seconds=1.0)
     facts = tasks.VideoFacts(96, 64, 12.0, 24, 2.0)
-    return tasks.prepare_sync3(video_source=video, video_mime="video/mp4", video=facts,
-                               audio_source=audio, audio_mime="audio/wav")
+    return tasks.prepare_sync3(sync3_request(video_source=video, video_mime="video/mp4",
+                                             video=facts, audio_source=audio,
+                                             audio_mime="audio/wav"))
 
 
 @pytest.fixture
@@ -73,6 +74,22 @@ def run(job, config, store, **kwargs):
 
 def accepted(double):
     return len(double.accepted_submissions())
+
+
+def made_hours_ago(store, where, task_uuid, hours=3.0):
+    """A task's job, result records and files as if made ``hours`` ago (under max_age,
+    past the "recently used" guard): an age-based sweep of paid files would take them."""
+    when = time.time() - hours * 3600
+    results = store.store.results_of(where, task_uuid)
+    assert results
+    for r in results:
+        r.created = r.last_used = when
+        os.utime(store.results_dir / r.file, (when, when))
+    store.store.put_results(results)
+    job = store.store.job(where, task_uuid)
+    job.submitted, job.finished = when, when + 60
+    store.store.put_job(job)
+    return [store.results_dir / r.file for r in results]
 
 
 # -- the basics -----------------------------------------------------------------------------
@@ -287,11 +304,14 @@ def test_corrupt_cached_file_with_expired_url_uses_getresponse(double, fast_conf
 
 def test_decode_failure_keeps_the_paid_file_and_says_where(double, fast_config, store,
                                                           monkeypatch, tmp_path):
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     results = run(ovi_job(), fast_config, store)
     results[0].path.write_bytes(b"not a video at all")
-    with pytest.raises(errors.ValidationError) as info:
+    with pytest.raises(pack_module("nodes.runware.media").ResultDecodeError) as info:
         common.model_outputs(results, "runware:190@1", None, None)
+    # A paid result that does not decode is no parameter to fix: it says where the file is.
+    assert not isinstance(info.value, errors.ValidationError)
+    assert "Fix the parameter" not in str(info.value)
     assert str(results[0].path) in str(info.value)
     assert results[0].result.task_uuid in str(info.value)
     assert results[0].path.exists()
@@ -358,12 +378,6 @@ def test_age_limit_evicts(double, fast_config, tmp_path):
     assert accepted(double) == 2
 
 
-def test_clear_removes_results(double, fast_config, store):
-    path = run(ovi_job(), fast_config, store)[0].path
-    store.clear()
-    assert not path.exists()
-
-
 def test_fetch_task_recovers_a_job_without_paying(double, fast_config, store):
     double.job_seconds = 1000
     with pytest.raises(errors.JobTimeoutError) as info:
@@ -404,12 +418,34 @@ def test_same_graph_queued_twice_and_after_restart_makes_no_submission(env, tmp_
     assert env.log == []
 
 
-def test_is_changed_is_stable_and_never_nan():
-    for node_id in ("RunwareOvi", "RunwareSync3"):
-        cls = PACK.NODE_CLASS_MAPPINGS[node_id]
-        first = cls.IS_CHANGED(unique_id="3", prompt="x", seed=1)
-        assert first == cls.IS_CHANGED(unique_id="3", prompt="x", seed=1)
-        assert first == first  # NaN would compare unequal and re-run (and re-pay) forever
+@pytest.mark.parametrize("node_id", ["RunwareOvi", "RunwareSync3", "RunwareFetchResult"])
+def test_is_changed_follows_the_linked_outputs_of_the_running_prompt(node_id, monkeypatch):
+    """IS_CHANGED (ComfyUI calls it with an empty PROMPT) reads the running prompt from
+    the queue: the same links give the same value (an unchanged re-queue is not run, not
+    paid), a newly linked IMAGE or AUDIO output gives another (the node runs again and
+    decodes it from the cached file)."""
+    import sys
+    import types
+
+    prompt = {"3": {"class_type": node_id, "inputs": {"seed": 1}},
+              "4": {"class_type": "SaveVideo", "inputs": {"video": ["3", 0]}}}
+    queue = types.SimpleNamespace(currently_running={7: (0, "prompt-id", prompt, {}, [])})
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(
+        instance=types.SimpleNamespace(prompt_queue=queue))
+    monkeypatch.setitem(sys.modules, "server", server)
+    is_changed = PACK.NODE_CLASS_MAPPINGS[node_id].IS_CHANGED
+    only_video = is_changed(unique_id="3", seed=1)
+    assert isinstance(only_video, str) and only_video == is_changed(unique_id="3", seed=1)
+    prompt["5"] = {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}}
+    with_images = is_changed(unique_id="3", seed=1)
+    assert with_images != only_video
+    prompt["6"] = {"class_type": "SaveAudio", "inputs": {"audio": ["3", 2]}}
+    assert is_changed(unique_id="3", seed=1) not in (only_video, with_images)
+    del prompt["5"], prompt["6"]
+    assert is_changed(unique_id="3", seed=1) == only_video
+    queue.currently_running = {}  # nothing running: cannot tell, decode everything
+    assert is_changed(unique_id="3", seed=1) == is_changed(unique_id="3", seed=1) != only_video
 
 
 def test_interrupt_becomes_comfyuis_own_interrupted_state(env, monkeypatch):
@@ -583,18 +619,17 @@ def test_upload_memory_is_shared_by_concurrent_writers_and_kept_per_endpoint(tmp
         "https://api.runware.ai:443", "ka") is None
 
 
-def test_older_takes_stay_cache_entries_and_clear_removes_everything(double, fast_config,
-                                                                   store):
+def test_older_takes_stay_cache_entries(double, fast_config, store):
     first = run(ovi_job(), fast_config, store)[0]
     second = run(ovi_job(), fast_config, store, reuse=False)[0]
     assert first.path != second.path and first.path.exists()
-    store.evict()  # no sweep of paid files: the older take stays, findable by taskUUID
+    made_hours_ago(store, endpoint(fast_config), first.result.task_uuid)
+    made_hours_ago(store, endpoint(fast_config), second.result.task_uuid, hours=2)
+    assert fresh_store(store).evict() == 0  # no sweep of paid files: the older take stays
     assert first.path.exists() and second.path.exists()
     older = store.find_task(endpoint(fast_config), first.result.task_uuid)
     assert older is not None and store.is_intact(older.results[0])
     assert run(ovi_job(), fast_config, store)[0].path == second.path  # the newest take
-    store.clear()
-    assert not any(store.results_dir.iterdir())
 
 
 def test_hashing_a_big_input_can_be_cancelled(tmp_path):
@@ -734,9 +769,11 @@ def test_partial_results_of_a_failed_job_are_kept_and_findable(double, fast_conf
     job = store.store.job(endpoint(fast_config), task_uuid)
     assert job.status == "failed" and job.cost == pytest.approx(0.05)
     assert journaled(store, ovi_job(number_results=2), fast_config) is None
-    small = cache_mod.ResultCache(store.root, recent=0)
-    small.evict()  # kept like any result (no sweep of "unreferenced" paid files)
-    assert small.find_task(endpoint(fast_config), task_uuid) is not None
+    files = made_hours_ago(store, endpoint(fast_config), task_uuid)
+    restarted = fresh_store(store)
+    assert restarted.evict() == 0  # kept like any result (no sweep of "unreferenced" files)
+    assert all(f.exists() for f in files)
+    assert restarted.find_task(endpoint(fast_config), task_uuid) is not None
     # The recovery of the failed job serves the kept file, no request.
     double.reset_log()
     fetched = asyncio.run(jobs.fetch_task(task_uuid, config=fast_config, cache=store,
@@ -757,7 +794,8 @@ def test_a_recovered_job_without_journal_is_a_cache_entry(double, fast_config, s
     assert job.status == "recovered" and job.fingerprint is None and job.cost == 0.05
     found = store.find_task(endpoint(fast_config), task_uuid)
     assert found.results[0].file == got[0].path.name
-    cache_mod.ResultCache(store.root, recent=0).evict()
+    made_hours_ago(store, endpoint(fast_config), task_uuid)
+    assert fresh_store(store).evict() == 0
     assert got[0].path.exists()  # no hour-old orphan sweep
     # The other endpoint never gets it by taskUUID.
     assert store.find_task("https://api.runware.ai:443", task_uuid) is None
@@ -804,7 +842,7 @@ def test_eviction_never_deletes_a_file_a_video_points_at(double, fast_config, tm
 def test_the_node_pins_its_video_outputs(env, tmp_path):
     import gc
 
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     results = asyncio.run(PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]().generate(
         prompt="x <S>y<E>", seed=3, steps=30, fps=12, video_cfg_scale=5.0,
         audio_cfg_scale=4.0))["result"]
@@ -823,7 +861,7 @@ def test_the_ledger_has_what_a_spend_panel_needs(env, tmp_path):
         prompt="x <S>y<E>", seed=8, steps=30, fps=12, video_cfg_scale=5.0,
         audio_cfg_scale=4.0, unique_id="17"))["result"]
     info = json_mod.loads(out[4][0])
-    cache = pack_module("nodes.common").result_cache()
+    cache = pack_module("nodes.run").result_cache()
     (job,) = cache.store.jobs()
     assert job.task_uuid == info["taskUUID"] and job.model == "runware:190@1"
     assert job.endpoint == store_mod.api_endpoint(env.base_url) and job.node_id == "17"

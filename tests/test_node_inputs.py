@@ -21,7 +21,7 @@ from media_factory import write_mp4
 
 errors = pack_module("nodes.runware.errors")
 host = pack_module("nodes.host")
-tasks = pack_module("nodes.runware.tasks")
+options = pack_module("nodes.runware.options")
 
 NODES = PACK.NODE_CLASS_MAPPINGS
 BAD_FLOATS = [math.nan, math.inf, -math.inf]
@@ -138,6 +138,27 @@ def test_bad_float_or_text_names_the_input(env, clip, node_id, name, value):
 
 
 def test_check_node_inputs_passes_good_values():
-    tasks.check_node_inputs("X", a=1.5, b="text \U0001F600 ok", c=0, d=None, e=-0.0)
+    options.check_node_inputs("X", a=1.5, b="text \U0001F600 ok", c=0, d=None, e=-0.0)
     with pytest.raises(errors.ValidationError, match="U\\+D83D at character 4"):
-        tasks.check_node_inputs("X", prompt="abc \ud83d")
+        options.check_node_inputs("X", prompt="abc \ud83d")
+
+
+@pytest.mark.parametrize(("name", "value", "scheme"), [
+    ("webhook_url", "ftp://x", "ftp"),
+    ("upload_endpoint", "mailto:a@b", "mailto"),
+    ("webhook_url", "FTP://files.example.com/in", "ftp"),
+])
+def test_delivery_urls_must_be_http_or_https(name, value, scheme):
+    """The Runware Delivery node refuses a URL Runware cannot POST / PUT to, naming the
+    input, before any job uses it; http(s) goes through as given."""
+    values = {"webhook_url": "", "upload_endpoint": "", "ttl": 0, name: value}
+    with pytest.raises(errors.ValidationError) as info:
+        call("RunwareDelivery", values)
+    assert info.value.parameter == f"delivery.{name}"
+    assert name in str(info.value) and f"{scheme}:" in str(info.value)
+    assert "http://" in str(info.value) and "https://" in (info.value.hint or "")
+    (options_out,) = call("RunwareDelivery", {
+        "webhook_url": " https://hooks.example.com/done ",
+        "upload_endpoint": "https://bucket.example.com/put?sig=1", "ttl": 0})
+    assert options_out == {"webhookURL": "https://hooks.example.com/done",
+                           "uploadEndpoint": "https://bucket.example.com/put?sig=1"}

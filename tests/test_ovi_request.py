@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import flatten, pack_module
+from conftest import flatten, node_value, ovi_request, pack_module
 
 tasks = pack_module("nodes.runware.tasks")
 errors = pack_module("nodes.runware.errors")
@@ -14,11 +14,11 @@ BASE = dict(
     prompt="A fox says <S>hello<E> <AUDCAP>soft wind<ENDAUDCAP>",
     seed=0, steps=30, fps=24, video_cfg_scale=5.0, audio_cfg_scale=4.0,
 )
-ACCEL_DEFAULT = tasks.accelerator_options()
+ACCEL_DEFAULT = node_value("RunwareAccelerator")
 
 
 def build(**changes):
-    return tasks.prepare_ovi(**{**BASE, **changes}).task
+    return tasks.prepare_ovi(ovi_request(**{**BASE, **changes})).task
 
 
 
@@ -81,12 +81,12 @@ CASES = [
         "acceleratorOptions.teaCacheDistance": 0.5,
         "acceleratorOptions.cacheMaxConsecutiveSteps": 3,
     }),
-    ({"accelerator": tasks.accelerator_options(tea_cache=True, tea_cache_distance=0.57)}, {
+    ({"accelerator": node_value("RunwareAccelerator", tea_cache=True, tea_cache_distance=0.57)}, {
         "acceleratorOptions.teaCache": True,
         "acceleratorOptions.teaCacheDistance": 0.57,
         "acceleratorOptions.cacheMaxConsecutiveSteps": 3,
     }),
-    ({"accelerator": tasks.accelerator_options(cache_start=2, cache_end=20,
+    ({"accelerator": node_value("RunwareAccelerator", cache_start=2, cache_end=20,
                                                cache_max_consecutive_steps=5)}, {
         "acceleratorOptions.teaCache": False,
         "acceleratorOptions.teaCacheDistance": 0.5,
@@ -94,7 +94,7 @@ CASES = [
         "acceleratorOptions.cacheEndStep": 20,
         "acceleratorOptions.cacheMaxConsecutiveSteps": 5,
     }),
-    ({"accelerator": tasks.accelerator_options(cache_unit="percent", cache_start=10,
+    ({"accelerator": node_value("RunwareAccelerator", cache_unit="percent", cache_start=10,
                                                cache_end=90)}, {
         "acceleratorOptions.teaCache": False,
         "acceleratorOptions.teaCacheDistance": 0.5,
@@ -102,11 +102,11 @@ CASES = [
         "acceleratorOptions.cacheEndStepPercentage": 90,
         "acceleratorOptions.cacheMaxConsecutiveSteps": 3,
     }),
-    ({"delivery": tasks.delivery_options(webhook_url="https://hooks.example.com/rw")},
+    ({"delivery": node_value("RunwareDelivery", webhook_url="https://hooks.example.com/rw")},
      {"webhookURL": "https://hooks.example.com/rw"}),
-    ({"delivery": tasks.delivery_options(upload_endpoint="https://bucket.example.com/o?sig=1")},
+    ({"delivery": node_value("RunwareDelivery", upload_endpoint="https://bucket.example.com/o?sig=1")},
      {"uploadEndpoint": "https://bucket.example.com/o?sig=1"}),
-    ({"delivery": tasks.delivery_options(ttl=3600)}, {"ttl": 3600}),
+    ({"delivery": node_value("RunwareDelivery", ttl=3600)}, {"ttl": 3600}),
 ]
 
 
@@ -156,15 +156,15 @@ BAD = [
     ({"prompt": "He says <S>hello"}, "prompt"),
     ({"prompt": "<S>a <AUDCAP>b<ENDAUDCAP> c<E>"}, "prompt"),
     ({"prompt": "<S> <E> rest"}, "prompt"),
-    ({"accelerator": tasks.accelerator_options(cache_start=20, cache_end=10)},
+    ({"accelerator": node_value("RunwareAccelerator", cache_start=20, cache_end=10)},
      "accelerator.cache_end"),
-    ({"accelerator": tasks.accelerator_options(cache_start=1, cache_end=31)},
+    ({"accelerator": node_value("RunwareAccelerator", cache_start=1, cache_end=31)},
      "accelerator.cache_end"),
-    ({"accelerator": tasks.accelerator_options(tea_cache_distance=1.5)},
+    ({"accelerator": node_value("RunwareAccelerator", tea_cache_distance=1.5)},
      "accelerator.tea_cache_distance"),
-    ({"accelerator": tasks.accelerator_options(cache_max_consecutive_steps=6)},
+    ({"accelerator": node_value("RunwareAccelerator", cache_max_consecutive_steps=6)},
      "accelerator.cache_max_consecutive_steps"),
-    ({"accelerator": tasks.accelerator_options(cache_unit="percent", cache_start=100)},
+    ({"accelerator": node_value("RunwareAccelerator", cache_unit="percent", cache_start=100)},
      "accelerator.cache_start"),
     ({"delivery": {"webhookURL": "not a url"}}, "delivery.webhook_url"),
 ]
@@ -186,9 +186,9 @@ def test_range_errors_say_the_allowed_range():
 
 def test_delivery_ttl_below_60_is_refused():
     with pytest.raises(errors.ValidationError) as info:
-        tasks.delivery_options(ttl=30)
+        node_value("RunwareDelivery", ttl=30)
     assert info.value.parameter == "delivery.ttl"
-    assert tasks.delivery_options() == {}
+    assert node_value("RunwareDelivery") == {}
 
 
 # -- prompt tags -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import math
 import uuid
 
 import pytest
-from conftest import TEST_KEY, pack_module
+from conftest import TEST_KEY, pack_module, run_task
 
 client_mod = pack_module("nodes.runware.client")
 errors = pack_module("nodes.runware.errors")
@@ -185,12 +185,28 @@ def ovi_task(**extra):
             "seed": 7, "includeCost": True, "outputType": "URL", "outputFormat": "MP4", **extra}
 
 
-def run_video(config, task, **kwargs):
-    async def go():
-        async with client_mod.RunwareClient(config, **kwargs) as client:
-            return await client.run_video(task)
+@pytest.fixture
+def run_job(tmp_path):
+    """A raw task through the production path (jobs.run_cached_job); its VideoResults."""
+    def go(config, task, **kwargs):
+        return [done.result for done in run_task(config, task, tmp_path, **kwargs)]
 
-    return asyncio.run(go())
+    return go
+
+
+@pytest.fixture
+def real_file_url(double, fast_config):
+    """The URL of a real video the double serves (for answers written by a test)."""
+    from media_factory import write_mp4
+
+    async def upload(tmp):
+        async with client_mod.RunwareClient(fast_config) as client:
+            return (await client.upload_media(write_mp4(tmp / "r.mp4"), "video/mp4")).url
+
+    def make(tmp):
+        return asyncio.run(upload(tmp))
+
+    return make
 
 
 def poll_answer(body_for):
@@ -204,25 +220,27 @@ def poll_answer(body_for):
     '"ok"',
     '{"errors": [{"code": "brandNewCode", "message": "?"}]}',
 ])
-def test_unclear_answers_keep_polling_until_the_job_is_done(double, fast_config, body):
+def test_unclear_answers_keep_polling_until_the_job_is_done(double, fast_config, body,
+                                                            run_job):
     double.answer_next(200, body, task_type="getResponse", count=3)
     notes = []
-    results = run_video(fast_config, ovi_task(),
+    results = run_job(fast_config, ovi_task(),
                         on_progress=lambda p: p.note and notes.append(p.note))
     assert len(results) == 1 and notes  # the status text said why it kept waiting
 
 
-def test_unknown_code_echoing_the_task_keeps_polling(double, fast_config):
+def test_unknown_code_echoing_the_task_keeps_polling(double, fast_config, run_job):
     double.answer_next(400, poll_answer(lambda t: {"errors": [{"code": "weird", "taskUUID": t}]}),
                        task_type="getResponse", count=2)
-    assert len(run_video(fast_config, ovi_task())) == 1
+    assert len(run_job(fast_config, ovi_task())) == 1
 
 
-def test_unclear_answers_until_the_limit_end_in_a_timeout_not_a_failure(double, fast_config):
+def test_unclear_answers_until_the_limit_end_in_a_timeout_not_a_failure(double, fast_config,
+                                                                         run_job):
     config = dataclasses.replace(fast_config, job_timeout=0.6)
     double.answer_next(200, "<html>portal</html>", task_type="getResponse", count=1000)
     with pytest.raises(errors.JobTimeoutError) as info:
-        run_video(config, ovi_task())
+        run_job(config, ovi_task())
     assert not isinstance(info.value, errors.TaskFailedError)
     assert "not Runware's JSON" in str(info.value)
     double.clear_faults()
@@ -253,40 +271,45 @@ def test_non_json_4xx_is_not_retried(double, fast_config, status, task_type, cau
     double.clear_faults()
 
 
-def test_non_json_5xx_is_retried(double, fast_config):
+def test_non_json_5xx_is_retried(double, fast_config, run_job):
     double.answer_next(502, HTML, task_type="videoInference", count=2)
-    assert len(run_video(fast_config, ovi_task())) == 1
+    assert len(run_job(fast_config, ovi_task())) == 1
     assert double.count("videoInference") == 3
 
 
-def test_more_results_than_asked_are_ignored(double, fast_config):
+def test_more_results_than_asked_are_ignored(double, fast_config, run_job, real_file_url,
+                                             tmp_path):
+    url = real_file_url(tmp_path)
+
     def three(task_uuid):
         return {"data": [{"taskUUID": task_uuid, "status": "success", "videoUUID": f"v{i}",
-                          "videoURL": f"{double.files_url}/x{i}.mp4", "seed": i}
+                          "videoURL": url, "seed": i}
                          for i in range(3)]}
 
     double.answer_next(200, poll_answer(three), task_type="getResponse")
-    results = run_video(fast_config, ovi_task(numberResults=1))
+    results = run_job(fast_config, ovi_task(numberResults=1))
     assert len(results) == 1
 
 
-def test_insane_cost_and_seed_after_payment_do_not_crash(double, fast_config):
+def test_insane_cost_and_seed_after_payment_do_not_crash(double, fast_config, run_job,
+                                                        real_file_url, tmp_path):
     body = ('{"data": [{"taskUUID": "%s", "status": "success", "videoUUID": "v", '
             '"videoURL": "%s", "cost": NaN, "seed": -5, "progress": 1e9}]}')
-    double.answer_next(200, poll_answer(lambda t: body % (t, "https://x.invalid/v.mp4")),
+    url = real_file_url(tmp_path)
+    double.answer_next(200, poll_answer(lambda t: body % (t, url)),
                        task_type="getResponse", content_type="application/json")
-    results = run_video(fast_config, ovi_task())
+    results = run_job(fast_config, ovi_task())
     assert results[0].cost is None and results[0].seed is None
     assert not math.isnan(sum(r.cost or 0.0 for r in results))
 
 
-def test_an_endless_poll_answer_is_not_read_whole(double, fast_config):
+def test_an_endless_poll_answer_is_not_read_whole(double, fast_config, run_job):
     huge = '{"data": [' + ", ".join(['{"taskUUID": "x", "status": "processing"}'] * 150_000) \
         + "]}"
     assert len(huge) > client_mod.MAX_REPLY_BYTES
     double.answer_next(200, huge, task_type="getResponse", content_type="application/json")
     notes = []
-    results = run_video(fast_config, ovi_task(),
+    results = run_job(fast_config, ovi_task(),
                         on_progress=lambda p: p.note and notes.append(p.note))
     assert len(results) == 1 and any("larger than" in n for n in notes)
 
@@ -306,7 +329,7 @@ def test_an_error_that_only_echoes_the_task_is_no_proof_it_exists(double, fast_c
 
 
 def test_the_status_text_says_why_it_keeps_waiting():
-    common = pack_module("nodes.common")
+    common = pack_module("nodes.run")
     status = common.StatusText(None, "Ovi")
     status(client_mod.Progress("processing", T, 40.0, note="Runware answered weird (HTTP 400)"))
     assert "weird" in status.line() and "still waiting" in status.line()

@@ -9,13 +9,15 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+# hypothesis-jsonschema is in the [test] extra: without it this fails, never skips, so
+# CI cannot lose the differential run silently.
+import hypothesis_jsonschema  # noqa: F401
 import pytest
 from conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 import spec_differential as sd  # noqa: E402
 
-pytest.importorskip("hypothesis_jsonschema")
 # The harness's quick "uri" strategy replaces hypothesis-jsonschema's own, on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding standard format")
 

@@ -18,7 +18,7 @@ import types
 import uuid
 
 import pytest
-from conftest import PACK, pack_module
+from conftest import PACK, ovi_request, pack_module, sync3_request
 from media_factory import write_mp4
 
 spend = pack_module("nodes.runware.spend")
@@ -27,7 +27,7 @@ cache_mod = pack_module("nodes.runware.cache")
 tasks = pack_module("nodes.runware.tasks")
 errors = pack_module("nodes.runware.errors")
 jobs = pack_module("nodes.runware.jobs")
-common = pack_module("nodes.common")
+common = pack_module("nodes.run")
 spend_panel = pack_module("nodes.spend_panel")
 
 EP = "https://api.runware.ai:443"
@@ -198,8 +198,9 @@ def test_sync3_is_estimated_per_second_of_input_video(store, tmp_path):
 
     def sync3_job(seconds, results=1, **extra):
         facts = tasks.VideoFacts(96, 64, 12.0, int(seconds * 12), seconds)
-        return tasks.prepare_sync3(video_source=video, video_mime="video/mp4", video=facts,
-                                   speech_text="Hello there", number_results=results, **extra)
+        return tasks.prepare_sync3(sync3_request(
+            video_source=video, video_mime="video/mp4", video=facts,
+            speech_text="Hello there", number_results=results, **extra))
 
     ten = sync3_job(10.0)
     pricing = spend.pricing_of(ten.model, ten.task, ten.video_seconds)
@@ -225,13 +226,13 @@ def test_sync3_is_estimated_per_second_of_input_video(store, tmp_path):
 
 
 def test_ovi_price_settings_and_what_is_left_out():
-    base = tasks.prepare_ovi(prompt="a <S>b<E>", seed=1, steps=30, fps=24,
-                             video_cfg_scale=5.0, audio_cfg_scale=4.0)
-    same = tasks.prepare_ovi(prompt="other words", seed=99, steps=30, fps=24,
+    base = tasks.prepare_ovi(ovi_request(prompt="a <S>b<E>", seed=1, steps=30, fps=24,
+                             video_cfg_scale=5.0, audio_cfg_scale=4.0))
+    same = tasks.prepare_ovi(ovi_request(prompt="other words", seed=99, steps=30, fps=24,
                              video_cfg_scale=3.0, audio_cfg_scale=2.0, number_results=3,
-                             video_negative_prompt="blur")
-    more_steps = tasks.prepare_ovi(prompt="a <S>b<E>", seed=1, steps=50, fps=24,
-                                   video_cfg_scale=5.0, audio_cfg_scale=4.0)
+                             video_negative_prompt="blur"))
+    more_steps = tasks.prepare_ovi(ovi_request(prompt="a <S>b<E>", seed=1, steps=50, fps=24,
+                                   video_cfg_scale=5.0, audio_cfg_scale=4.0))
     key = spend.pricing_of(base.model, base.task).price_key
     assert spend.pricing_of(same.model, same.task).price_key == key
     assert spend.pricing_of(same.model, same.task).units == 3
@@ -427,8 +428,9 @@ def test_cached_results_and_resumed_jobs_never_count_against_the_limit(env, monk
     threading.Timer(0.5, stop.set).start()
     with pytest.raises(errors.CancelledError):  # ComfyUI goes down after the submission
         asyncio.run(jobs.run_cached_job(
-            tasks.prepare_ovi(prompt="A host says <S>welcome<E>", seed=2, steps=30, fps=12,
-                              video_cfg_scale=5.0, audio_cfg_scale=4.0),
+            tasks.prepare_ovi(ovi_request(
+                prompt="A host says <S>welcome<E>", seed=2, steps=30, fps=12,
+                              video_cfg_scale=5.0, audio_cfg_scale=4.0)),
             config=common.client_config(), cache=common.result_cache(),
             should_cancel=stop.is_set))
     env.job_seconds = 0.1

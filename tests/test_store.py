@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, pack_module
+from conftest import REPO_ROOT, ovi_request, pack_module
 from media_factory import png_bytes
 
 jobs = pack_module("nodes.runware.jobs")
@@ -37,11 +37,11 @@ EP = "http://127.0.0.1:1"
 
 
 def ovi_job(seed=5, image=False, **extra):
-    return tasks.prepare_ovi(
+    return tasks.prepare_ovi(ovi_request(
         prompt="A drummer says <S>one two<E>", seed=seed, steps=30, fps=12,
         video_cfg_scale=5.0, audio_cfg_scale=4.0,
         image_png=png_bytes() if image else None, **extra,
-    )
+    ))
 
 
 def run(job, config, cache, **kwargs):
@@ -116,7 +116,7 @@ def _old_layout(root: Path, double, fast_config, tmp_path) -> dict:
     async def make():
         async with client_mod.RunwareClient(fast_config) as client:
             done_task = dict(entry_job.task)
-            results = await client.run_video(done_task)
+            results = await client.poll_video(await client.submit_video(done_task))
             path = await client.download(results[0].url,
                                          root / "results" / f"{done_task['taskUUID']}-0.mp4")
             running = dict(journal_job.task)
@@ -187,6 +187,55 @@ def test_old_double_results_are_not_served_for_the_real_api(double, fast_config,
     assert cache.lookup(real, fingerprint) is None
     local = jobs.job_fingerprint(old["entry"], endpoint(fast_config))[0]
     assert cache.lookup(endpoint(fast_config), local) is not None
+
+
+def test_an_old_journal_entry_is_kept_for_the_real_api_when_imported_at_the_double(
+        double, fast_config, tmp_path):
+    """0.1 journaled jobs without their endpoint. First start pointed at the local double:
+    a real job still running from 0.1 must not be dropped because the double does not
+    know it. Each endpoint's copy ends only on that endpoint's answer, and counts once."""
+    spend = pack_module("nodes.runware.spend")
+    root = tmp_path / "old"
+    job = ovi_job(seed=7)
+    old_fp = cache_mod.content_fingerprint(job.model, job.task, {})
+    real_task = dict(job.task, taskUUID=str(uuid.uuid4()))  # sent to the real API by 0.1
+    (root / "journal").mkdir(parents=True)
+    (root / "journal" / f"{old_fp}.json").write_text(json.dumps(
+        {"fingerprint": old_fp, "model": job.model, "task_uuid": real_task["taskUUID"],
+         "task": real_task, "extension": "mp4", "submitted": time.time() - 60}))
+    here, real = endpoint(fast_config), store_mod.DEFAULT_ENDPOINT
+    assert here != real
+    cache = cache_mod.ResultCache(root, legacy_endpoint=here)
+    store = cache.store
+    real_fp = store_mod.legacy_fingerprint_to(real, old_fp)
+
+    result = run(job, fast_config, cache)[0]  # the double: taskNotFound ends its own copy
+    assert double.count("getResponse") >= 1 and result.path.is_file()
+    assert store.job(here, real_task["taskUUID"]).status == store_mod.NOT_FOUND
+    kept = store.journal_get(real, real_fp)
+    assert kept is not None and kept.task_uuid == real_task["taskUUID"]  # still collectable
+    assert kept.task == real_task
+    assert real_task["taskUUID"] in {j.task_uuid for j in store.pending()}
+
+    def counted(where):
+        return spend.totals(store, where)["last_30_days"]
+
+    double_jobs = counted(here)
+    assert counted(real).jobs == 0 and counted(real).usd == 0  # nothing known there yet
+    # The real API answers for its copy (as a run at the real endpoint would record it).
+    paid = store_mod.ResultRecord(
+        file=f"{real_task['taskUUID']}-0.mp4", endpoint=real, task_uuid=real_task["taskUUID"],
+        position=0, video_uuid="v", url="https://example.com/v.mp4", cost=0.25,
+        created=time.time(), last_used=time.time())
+    store.record_results(kept, [paid], status=store_mod.SUCCEEDED, entry_fingerprint=real_fp)
+    assert counted(real).jobs == 1 and counted(real).usd == pytest.approx(0.25)
+    after = counted(here)
+    assert (after.jobs, after.usd) == (double_jobs.jobs, double_jobs.usd)
+    ledger = spend.ledger_since(store, None, 0.0)
+    copies = [i for i in ledger if i.job.task_uuid == real_task["taskUUID"]]
+    assert len(copies) == 2  # one job, one row per endpoint; counted once across both
+    assert sum(i.counted for i in copies if i.in_totals) == pytest.approx(0.25)
+    assert [i.job.endpoint for i in copies if i.in_totals] == [real]
 
 
 # -- damaged, planted and newer store files ----------------------------------------------------
@@ -373,7 +422,7 @@ def test_a_read_only_store_file_is_a_clear_error_before_any_submission(double, f
     cache.store.close()
     conn_mode = f"file:{cache.store.path}?mode=ro"
     ro = store_mod.Store(cache.store.path)
-    ro._open = lambda: sqlite3.connect(conn_mode, uri=True, isolation_level=None,  # noqa: E731
+    ro._db._open = lambda: sqlite3.connect(conn_mode, uri=True, isolation_level=None,  # noqa: E731
                                        check_same_thread=False)
     cache.store = ro
     cache.uploads.store = ro

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import PACK, flatten, pack_module
+from conftest import PACK, flatten, node_value, pack_module, sync3_request
 from media_factory import probe, write_mp4
 
 tasks = pack_module("nodes.runware.tasks")
@@ -22,6 +23,9 @@ Speaker = nodes["RunwareSync3Speaker"]
 TTS = nodes["RunwareSync3TTS"]
 
 FACTS = tasks.VideoFacts(width=96, height=64, fps=12.0, frame_count=24, duration=2.0)
+speaker_value = functools.partial(node_value, "RunwareSync3Speaker")
+tts_value = functools.partial(node_value, "RunwareSync3TTS")
+delivery_value = functools.partial(node_value, "RunwareDelivery")
 V, A = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 
 
@@ -33,7 +37,7 @@ def build(**changes):
     args = dict(video_source=b"mp4", video_mime="video/mp4", video=FACTS,
                 audio_source=b"flac")
     args.update(changes)
-    return tasks.prepare_sync3(**args)
+    return tasks.prepare_sync3(sync3_request(**args))
 
 
 
@@ -70,7 +74,7 @@ CASES = [
               "speech.voice": "auto"}),
     ({**SPEECH, "voice": "rachel"}, {"inputs.audio": "<removed>",
                                      "speech.text": "Hello there", "speech.voice": "rachel"}),
-    ({**SPEECH, "tts": tasks.tts_options("elevenlabs", 0.4, 0.9)}, {
+    ({**SPEECH, "tts": tts_value("elevenlabs", 0.4, 0.9)}, {
         "inputs.audio": "<removed>", "speech.text": "Hello there", "speech.voice": "auto",
         "settings.tts.provider": "elevenlabs", "settings.tts.stability": 0.4,
         "settings.tts.similarityBoost": 0.9}),
@@ -80,18 +84,18 @@ CASES = [
             {"startTime": 0.0, "endTime": 1.0, "audio": "00000000-0000-4000-8000-000000000101"},
             {"startTime": 1.2, "endTime": 2.0, "audio": "00000000-0000-4000-8000-000000000102",
              "audioStartTime": 0.5, "audioEndTime": 1.3}]}),
-    ({"speaker": tasks.speaker_options("auto")},
+    ({"speaker": speaker_value("auto")},
      {"settings.activeSpeakerDetection.autoDetect": True}),
-    ({"speaker": tasks.speaker_options("point", 40, 30, 5)}, {
+    ({"speaker": speaker_value("point", 40, 30, 5)}, {
         "settings.activeSpeakerDetection.coordinates": [40.0, 30.0],
         "settings.activeSpeakerDetection.frameNumber": 5}),
-    ({"speaker": tasks.speaker_options("boxes", boxes=json.dumps([[1, 2, 50, 60]] * 24))},
+    ({"speaker": speaker_value("boxes", boxes=json.dumps([[1, 2, 50, 60]] * 24))},
      {"settings.activeSpeakerDetection.boundingBoxes": [[1.0, 2.0, 50.0, 60.0]] * 24}),
     ({"number_results": 20}, {"numberResults": 20}),
     ({"output_format": "MOV"}, {"outputFormat": "MOV"}),
     ({"output_quality": 50}, {"outputQuality": 50}),
     ({"safety": "fast"}, {"safety.checkContent": True, "safety.mode": "fast"}),
-    ({"delivery": tasks.delivery_options("https://h.example.com", "https://u.example.com", 90)},
+    ({"delivery": delivery_value("https://h.example.com", "https://u.example.com", 90)},
      {"webhookURL": "https://h.example.com", "uploadEndpoint": "https://u.example.com",
       "ttl": 90}),
 ]
@@ -127,17 +131,17 @@ BAD = [
     ({"audio_source": None}, "audio"),
     ({"speech_text": "hi"}, "speech_text"),
     ({"audio_source": None, "speech_text": "x" * 5001}, "speech_text"),
-    ({"tts": tasks.tts_options()}, "tts"),
+    ({"tts": tts_value()}, "tts"),
     ({"sync_mode": "loop"}, "sync_mode"),
     ({"audio_source": None, "segments": [seg(0, 2.5)]}, "segments"),
     ({"audio_source": None, "segments": [seg(1.0, 1.0)]}, "segments"),
     ({"audio_source": None, "segments": [seg(0, 1.2), seg(1.0, 2.0)]}, "segments"),
     ({"audio_source": None, "segments": [seg(0, 1, 0.5, 3.5)]}, "segments"),
     ({"audio_source": None, "segments": [seg(0, 1, 0.5, None)]}, "segments"),
-    ({"speaker": tasks.speaker_options("point", 200, 10, 0)}, "speaker.x/y"),
-    ({"speaker": tasks.speaker_options("point", 10, 10, 24)}, "speaker.frame_number"),
-    ({"speaker": tasks.speaker_options("boxes", boxes="[[1, 2, 50, 60]]")}, "speaker.boxes"),
-    ({"speaker": tasks.speaker_options("boxes", boxes=json.dumps([[1, 2, 500, 60]] * 24))},
+    ({"speaker": speaker_value("point", 200, 10, 0)}, "speaker.x/y"),
+    ({"speaker": speaker_value("point", 10, 10, 24)}, "speaker.frame_number"),
+    ({"speaker": speaker_value("boxes", boxes="[[1, 2, 50, 60]]")}, "speaker.boxes"),
+    ({"speaker": speaker_value("boxes", boxes=json.dumps([[1, 2, 500, 60]] * 24))},
      "speaker.boxes"),
     ({"delivery": {"ttl": 10}}, "delivery.ttl"),
     ({"number_results": 21}, "number_results"),

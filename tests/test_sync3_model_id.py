@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 
 import pytest
-from conftest import pack_module
+from conftest import ovi_request, pack_module, sync3_request
 from media_factory import write_mp4, write_wav
 
 jobs = pack_module("nodes.runware.jobs")
@@ -28,8 +28,9 @@ def sync3_job(tmp_path, seconds=1.0):
     video = write_mp4(tmp_path / "v.mp4", frames=24, fps=12)
     audio = write_wav(tmp_path / f"a{seconds}.wav", seconds=seconds)
     facts = tasks.VideoFacts(96, 64, 12.0, 24, 2.0)
-    return tasks.prepare_sync3(video_source=video, video_mime="video/mp4", video=facts,
-                               audio_source=audio, audio_mime="audio/wav")
+    return tasks.prepare_sync3(sync3_request(video_source=video, video_mime="video/mp4",
+                                             video=facts, audio_source=audio,
+                                             audio_mime="audio/wav"))
 
 
 def run(job, config, cache):
@@ -146,8 +147,8 @@ def test_the_setting_is_read_and_checked(monkeypatch):
 
 
 def test_ovi_is_never_renamed(double, fast_config, cache):
-    job = tasks.prepare_ovi(prompt="A fox says <S>hi<E>", seed=1, steps=30, fps=12,
-                            video_cfg_scale=5.0, audio_cfg_scale=4.0)
+    job = tasks.prepare_ovi(ovi_request(prompt="A fox says <S>hi<E>", seed=1, steps=30,
+                                        fps=12, video_cfg_scale=5.0, audio_cfg_scale=4.0))
     double.sync3_model_ids = (DOCS_ID,)
     run(job, fast_config, cache)
     assert submissions(double) == [(spec.OVI_MODEL, True)]

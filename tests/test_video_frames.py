@@ -11,11 +11,13 @@ import av
 import numpy as np
 import pytest
 import torch
+import video_standins
 from conftest import PACK, pack_module
 from media_corpus import Unavailable, make
 from media_factory import write_clip
 
 media = pack_module("nodes.runware.media")
+decode = pack_module("nodes.runware.decode")
 host = pack_module("nodes.host")
 VideoFrames = PACK.NODE_CLASS_MAPPINGS["RunwareVideoFrames"]
 RunwareOvi = PACK.NODE_CLASS_MAPPINGS["RunwareOvi"]
@@ -43,7 +45,7 @@ def test_all_frames_and_audio_are_comfyuis_values(clip):
     images, audio, fps, count = split(host.video_from_file(clip))
     assert torch.equal(images, reference(clip))
     assert (fps, count) == (12.0, 24)
-    whole = media.decode_video(clip, want_images=False)
+    whole = decode.decode_video(clip, want_images=False)
     assert torch.equal(audio["waveform"], whole.audio["waveform"])
     assert audio["sample_rate"] == 22050
 
@@ -57,6 +59,27 @@ def test_cap_and_every_nth_keep_timing(clip):
     images, audio, fps, count = split(host.video_from_file(clip), every_nth=5)
     assert count == 5 and fps == pytest.approx(2.4)  # frames 0, 5, 10, 15, 20
     assert audio["waveform"].shape[-1] / 22050 == pytest.approx(2.0, abs=0.1)
+
+
+def test_a_check_that_raises_stops_the_decode_within_a_packet(clip):
+    """What the nodes pass as ComfyUI's Cancel check: it runs before every packet, and
+    its exception ends the decode there (the frames already made are dropped)."""
+    calls = []
+
+    class Stop(BaseException):  # ComfyUI's interrupt is a BaseException
+        pass
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        decode.decode_video(clip, check=check)
+    assert len(calls) == 3  # not one more packet after the stop
+    full = []
+    decode.decode_video(clip, check=lambda: full.append(1))
+    assert len(full) > 3  # the check runs once per packet, all through
 
 
 def test_max_size_scales_the_long_side(clip):
@@ -80,14 +103,14 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path):
 def test_a_video_in_memory(clip):
     frames = reference(clip)
     audio = {"waveform": torch.rand(1, 2, 44100), "sample_rate": 22050}
-    video = host.video_from_components(frames, 12.0, audio)
+    video = video_standins.video_from_components(frames, 12.0, audio)
     images, out_audio, fps, count = split(video, frame_cap=4, every_nth=2, max_size=48)
     assert images.shape == (4, 32, 48, 3) and (fps, count) == (6.0, 4)
     assert out_audio["waveform"].shape[-1] == math.ceil(4 * 2 / 12 * 22050)
-    images, out_audio, fps, count = split(host.video_from_components(frames, 12.0))
+    images, out_audio, fps, count = split(video_standins.video_from_components(frames, 12.0))
     assert torch.equal(images, frames) and count == 24
     assert not out_audio["waveform"].any()  # silence of the video's length
-    assert out_audio["waveform"].shape[-1] == 2 * media.SILENT_SAMPLE_RATE
+    assert out_audio["waveform"].shape[-1] == 2 * decode.SILENT_SAMPLE_RATE
 
 
 def test_not_a_video():
@@ -105,8 +128,8 @@ def test_guard_refuses_before_decoding(clip, monkeypatch):
     def no_decode(*args, **kwargs):
         raise AssertionError("decoding started")
 
-    monkeypatch.setattr(media, "available_memory", lambda: 256 << 20)
-    monkeypatch.setattr(media, "decode_video", no_decode)
+    monkeypatch.setattr(decode, "available_memory", lambda: 256 << 20)
+    monkeypatch.setattr(decode, "decode_video", no_decode)
     with pytest.raises(media.NotEnoughMemoryError) as exc:
         split(host.video_from_file(clip))
     text = str(exc.value)
@@ -116,8 +139,8 @@ def test_guard_refuses_before_decoding(clip, monkeypatch):
 
 
 def test_guard_counts_what_the_options_keep(clip, monkeypatch):
-    need = media.frames_bytes(24, 96, 64) * media.DECODE_OVERHEAD + media.DECODE_SPARE_BYTES
-    monkeypatch.setattr(media, "available_memory", lambda: int(need) - 1)
+    need = decode.frames_bytes(24, 96, 64) * decode.DECODE_OVERHEAD + decode.DECODE_SPARE_BYTES
+    monkeypatch.setattr(decode, "available_memory", lambda: int(need) - 1)
     with pytest.raises(media.NotEnoughMemoryError):
         split(host.video_from_file(clip))
     images, *_ = split(host.video_from_file(clip), every_nth=2)  # half the frames fit
@@ -127,7 +150,7 @@ def test_guard_counts_what_the_options_keep(clip, monkeypatch):
 def test_guard_on_a_model_result_keeps_the_paid_file(env, monkeypatch):
     args = dict(prompt="A robot says <S>hi<E>.", seed=3, steps=30, fps=12, video_cfg_scale=5.0,
                 audio_cfg_scale=4.0)
-    monkeypatch.setattr(media, "available_memory", lambda: 64 << 20)
+    monkeypatch.setattr(decode, "available_memory", lambda: 64 << 20)
     with pytest.raises(media.NotEnoughMemoryError) as exc:
         asyncio.run(RunwareOvi().generate(**args))
     text = str(exc.value)
@@ -145,7 +168,7 @@ def test_guard_on_a_model_result_keeps_the_paid_file(env, monkeypatch):
     assert images == [None] and json.loads(info[0])["cached"] is True
     assert len(env.accepted_submissions()) == 1
     # and Video Frames gets part of it within the memory there is
-    monkeypatch.setattr(media, "available_memory", lambda: (512 << 20) + 60 * 16 * 16 * 12 * 5)
+    monkeypatch.setattr(decode, "available_memory", lambda: (512 << 20) + 60 * 16 * 16 * 12 * 5)
     frames, _, _, count = split(video[0], frame_cap=10, max_size=16)
     assert count == 10 and max(frames.shape[1:3]) == 16
 
@@ -161,10 +184,10 @@ def test_guard_is_off_without_psutil(monkeypatch, clip):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_psutil)
-    assert media.available_memory() is None
-    media.check_frames_fit(10**6, 4000, 4000, what="x", options="y")  # no guard, no error
+    assert decode.available_memory() is None
+    decode.check_frames_fit(10**6, 4000, 4000, what="x", options="y")  # no guard, no error
 
 
 def test_guard_message_sizes():
-    assert media.frames_bytes(60 * 30, 1920, 1080) / (1 << 30) == pytest.approx(41.7, abs=0.1)
-    assert np.isclose(media.DECODE_OVERHEAD, 1.1)
+    assert decode.frames_bytes(60 * 30, 1920, 1080) / (1 << 30) == pytest.approx(41.7, abs=0.1)
+    assert np.isclose(decode.DECODE_OVERHEAD, 1.1)

@@ -26,20 +26,21 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import re
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import API_URL_ENV, DEFAULT_API_URL, env_url
 from .config import cache_settings_from_env as _validated_cache_settings
+from .files import atomic_write
+from .logs import get_logger
 from .store import (
     STORE_NAME,
     JobRecord,
@@ -53,15 +54,14 @@ from .store import (
 )
 from .uploads import UploadCache
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 DEFAULT_MAX_BYTES = 20 * 1024**3
 DEFAULT_MAX_AGE = 30 * 24 * 3600.0
 RECENT_SECONDS = 600.0  # never evict a result used this recently
 PART_SECONDS = 24 * 3600.0  # leftover .part files of a killed download are swept after this
 
-CachedResult = ResultRecord  # the name 0.1 code used
-__all__ = ["CacheEntry", "CachedResult", "JobRecord", "ResultCache", "ResultRecord",
+__all__ = ["CacheEntry", "JobRecord", "ResultCache", "ResultRecord",
            "StoreError", "api_endpoint", "pin_file", "request_fingerprint"]
 
 _INTACT: dict[tuple[str, int, int], str] = {}
@@ -71,7 +71,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def content_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str, str]) -> str:
+def content_fingerprint(model: str, task: Mapping[str, Any], media_hashes: dict[str, str]) -> str:
     """sha256 over the model, the task without its taskUUID, and the inputs' content (the
     0.1 fingerprint: endpoint-free)."""
     canonical = {k: v for k, v in task.items() if k != "taskUUID"}
@@ -79,7 +79,7 @@ def content_fingerprint(model: str, task: dict[str, Any], media_hashes: dict[str
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def request_fingerprint(endpoint: str, model: str, task: dict[str, Any],
+def request_fingerprint(endpoint: str, model: str, task: Mapping[str, Any],
                         media_hashes: dict[str, str]) -> str:
     """The request's identity at one API endpoint.
 
@@ -96,6 +96,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_salt(path: Path) -> str | None:
+    """The install's salt (32 hex digits) in ``path``; None when absent or unreadable."""
+    try:
+        if not path.is_symlink():
+            text = path.read_text(encoding="ascii").strip()
+            if re.fullmatch(r"[0-9a-f]{32}", text):
+                return text
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
 
 
 @dataclass
@@ -175,10 +187,6 @@ class ResultCache:
         self.store = Store(self.root / STORE_NAME, legacy_root=self.root,
                            legacy_endpoint=legacy_endpoint)
         self.uploads = UploadCache(self.store)
-
-    @classmethod
-    def from_env(cls, default_root: Path) -> ResultCache:
-        return cls(**cache_settings_from_env(default_root))
 
     # -- paths -------------------------------------------------------------------------
 
@@ -282,35 +290,20 @@ class ResultCache:
     def _salt(self) -> str:
         path = self.root / "install-id"
         for _ in range(3):
-            try:
-                if not path.is_symlink():
-                    text = path.read_text(encoding="ascii").strip()
-                    if re.fullmatch(r"[0-9a-f]{32}", text):
-                        return text
-            except (OSError, UnicodeDecodeError):
-                pass
+            text = _read_salt(path)
+            if text is not None:
+                return text
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.root / f".install-id.{uuid.uuid4().hex}.tmp"
+            salt = uuid.uuid4().hex.encode("ascii")
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(uuid.uuid4().hex)
                 if path.is_symlink() or (path.exists() and not path.is_file()):
                     os.replace(path, path.with_name(f"install-id.set-aside-{uuid.uuid4().hex[:8]}"))
-                try:
-                    os.link(tmp, path)  # atomic: never replaces a salt another run wrote
-                except FileExistsError:
-                    if path.is_file():
-                        text = path.read_text(encoding="ascii", errors="replace").strip()
-                        if not re.fullmatch(r"[0-9a-f]{32}", text):
-                            os.replace(tmp, path)  # unreadable salt: replace it
-                except OSError:
-                    os.replace(tmp, path)  # no hard links here
+                # Never replaces a salt another run wrote first ...
+                if not atomic_write(path, salt, private=True, replace=False) and \
+                        path.is_file() and _read_salt(path) is None:
+                    atomic_write(path, salt, private=True)  # ... unless it is unreadable
             except OSError as exc:
                 log.warning("Runware cache: cannot write %s (%s)", path, exc)
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
         return "no-salt"
 
     def take_files(self, task_uuid: str, count: int) -> list[Path] | None:
@@ -377,10 +370,6 @@ class ResultCache:
                     path.unlink()
             except OSError:
                 pass
-
-    def clear(self) -> None:
-        """Forget every finished result and delete its files (pending jobs are kept)."""
-        self._delete(self.store.clear_results())
 
     # -- one run per request ---------------------------------------------------------
 

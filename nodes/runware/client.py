@@ -18,7 +18,6 @@ import asyncio
 import base64
 import ipaddress
 import json
-import logging
 import math
 import os
 import random
@@ -29,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -38,7 +37,7 @@ from aiohttp.helpers import get_env_proxy_for_url, proxies_from_env
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig
+from .config import MAX_DOWNLOAD_MB_ENV, ClientConfig, DownloadCap
 from .errors import (
     CancelledError,
     DownloadError,
@@ -55,9 +54,11 @@ from .errors import (
     release_secret,
     scrub,
 )
+from .files import TempFileReplaced, atomic_file
+from .logs import get_logger
 from .store import MAX_COST
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 T = TypeVar("T")
 
@@ -156,6 +157,46 @@ def result_order(result: VideoResult) -> tuple:
     """Stable order whatever order results finished in: Runware's resultIndex, else the
     seed (Ovi's results use seed, seed + 1, ...)."""
     return (result.index is None, result.index or 0, result.seed is None, result.seed or 0)
+
+
+class _Found:
+    """The results a poll loop has seen: the first answer for each result wins, and no
+    more than the ``number_results`` asked for (<= 0: unknown, as when recovering)."""
+
+    def __init__(self, task_uuid: str, number_results: int) -> None:
+        self.task_uuid, self.number_results = task_uuid, number_results
+        self._by_key: dict[str, VideoResult] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def add(self, results: Iterable[VideoResult]) -> None:
+        for result in results:
+            key = result.video_uuid if result.index is None else f"#{result.index}"
+            if key in self._by_key:
+                continue
+            if 0 < self.number_results <= len(self._by_key):
+                log.warning("Task %s: ignoring a result beyond the %d asked for",
+                            self.task_uuid, self.number_results)
+                continue
+            self._by_key[key] = result
+
+    def total(self, reply: PollReply) -> int:
+        """How many results the job makes: as asked, else those seen plus those pending."""
+        if self.number_results > 0:
+            return self.number_results
+        return max(len(self._by_key) + reply.pending, 1)
+
+    def done(self, reply: PollReply) -> bool:
+        if self.number_results > 0:
+            return len(self._by_key) >= self.number_results
+        return bool(self._by_key) and reply.kind == "success"
+
+    def in_arrival_order(self) -> list[VideoResult]:
+        return list(self._by_key.values())
+
+    def in_result_order(self) -> list[VideoResult]:
+        return sorted(self._by_key.values(), key=result_order)
 
 
 def new_task_uuid() -> str:
@@ -458,8 +499,7 @@ class RunwareClient:
         limit = max(0.0, self.config.job_timeout if timeout is None else timeout)
         started = time.monotonic()
         delay = self.config.poll_initial
-        found: dict[str, VideoResult] = {}
-        order: list[str] = []
+        found = _Found(task_uuid, number_results)
         note: str | None = None
         problems = 0
         body_bytes = json.dumps([{"taskType": "getResponse", "taskUUID": task_uuid}]).encode()
@@ -490,20 +530,11 @@ class RunwareClient:
                 None if raw is None else raw.status, None if raw is None else raw.text,
                 task_uuid, secret=self._key, host=self.host, too_large=raw is not None
                 and raw.text is None)
-            for result in reply.results:
-                key = result.video_uuid if result.index is None else f"#{result.index}"
-                if key in found:
-                    continue
-                if 0 < number_results <= len(found):
-                    log.warning("Task %s: ignoring a result beyond the %d asked for",
-                                task_uuid, number_results)
-                    continue
-                found[key] = result
-                order.append(key)
+            found.add(reply.results)
             if reply.kind in ("failed", "not_found"):
                 assert reply.error is not None
                 if isinstance(reply.error, TaskFailedError) and found:
-                    reply.error.partial_results = [found[k] for k in order]
+                    reply.error.partial_results = found.in_arrival_order()
                 raise reply.error
             if reply.kind == "refused":
                 assert reply.error is not None
@@ -517,24 +548,24 @@ class RunwareClient:
             else:
                 problems = 0
             elapsed = time.monotonic() - started
-            total = number_results if number_results > 0 else max(len(found) + reply.pending, 1)
-            percent = _overall_percent(len(found), total, list(reply.percents))
-            self._report(Progress("processing", task_uuid, percent, len(found), total, elapsed,
+            total = found.total(reply)
+            self._report(Progress("processing", task_uuid,
+                                  _overall_percent(len(found), total, list(reply.percents)),
+                                  len(found), total, elapsed,
                                   note=None if reply.kind in ("processing", "success")
                                   else reply.note))
-            done = len(found) >= total if number_results > 0 else (
-                bool(found) and reply.kind == "success")
-            if done:
-                results = [found[k] for k in order]
-                results.sort(key=result_order)
-                return results
+            if found.done(reply):
+                return found.in_result_order()
             if elapsed >= limit:
                 raise timed_out()
-            if problems:
-                delay = self._retry_delay(problems, None if raw is None else raw.retry_after)
-            else:
-                delay = min(max(delay, self.config.poll_initial) * self.config.poll_growth,
-                            self.config.poll_max)
+            delay = self._next_poll_delay(delay, problems, raw)
+
+    def _next_poll_delay(self, delay: float, problems: int, raw: RawReply | None) -> float:
+        """Back off on trouble (honouring Retry-After); else grow the wait up to its cap."""
+        if problems:
+            return self._retry_delay(problems, None if raw is None else raw.retry_after)
+        return min(max(delay, self.config.poll_initial) * self.config.poll_growth,
+                   self.config.poll_max)
 
     async def task_exists(self, task_uuid: str) -> bool | None:
         """Does Runware know this task? True / False, or None when it cannot tell.
@@ -556,15 +587,6 @@ class RunwareClient:
             await self.sleep(self._retry_delay(1, None if raw is None else raw.retry_after),
                              task_uuid)
         return None
-
-    async def run_video(
-        self, task: dict[str, Any], *, timeout: float | None = None
-    ) -> list[VideoResult]:
-        """Submit then poll one task: the whole paid job, exactly once."""
-        task_uuid = await self.submit_video(task)
-        return await self.poll_video(
-            task_uuid, number_results=int(task.get("numberResults") or 1), timeout=timeout
-        )
 
     # -- downloads -------------------------------------------------------------------
     #
@@ -620,36 +642,44 @@ class RunwareClient:
         return self._download_session
 
     async def download(self, url: str, dest: Path, *, task_uuid: str | None = None,
-                       max_bytes: int | None = None) -> Path:
+                       cap: DownloadCap | None = None) -> Path:
         """Stream ``url`` to ``dest``, resuming with Range after a dropped connection.
 
         The body goes to a private part file, renamed only when its size matches the
         server's Content-Length, so a partial file never looks like a result. The whole
         download is bounded by the job time limit (a trickling server cannot hang it) and
-        the body by ``max_bytes`` (default: the config's max_download_bytes).
+        the body by ``cap`` (default: the config's RUNWARE_MAX_DOWNLOAD_MB).
         """
         self.check_download_url(url)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        # A private part file: two downloads of the same result never share one.
-        part = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
         limit = self.config.job_timeout
-        cap = self.config.max_download_bytes if max_bytes is None else max_bytes
+        cap = cap or self.config.download_cap()
         try:
-            await asyncio.wait_for(self._download_resuming(url, part, task_uuid, cap), limit)
-            os.replace(part, dest)
+            # A private part file, created here and written only through this descriptor
+            # (resumes too): two downloads of the same result never share one, and a
+            # name planted beside the result is skipped, never written through.
+            with atomic_file(dest) as (part, _name):
+                await asyncio.wait_for(self._download_resuming(url, part, task_uuid, cap),
+                                       limit)
         except asyncio.TimeoutError:
             err = DownloadError(f"The download did not finish within {limit:.0f} s",
                                 task_uuid=task_uuid,
                                 hint="Check the connection, then queue again (no new charge).")
             err.retryable = False
             raise err from None
-        finally:
-            part.unlink(missing_ok=True)
+        except TempFileReplaced:
+            err = DownloadError(
+                "The download's temp file was replaced by another file or a link while it "
+                "was written; nothing was kept", task_uuid=task_uuid,
+                hint="Something else writes into the result folder (another program, or "
+                "someone uploading through ComfyUI). Queue again (no new charge).")
+            err.retryable = False
+            raise err from None
         return dest
 
-    async def _download_resuming(self, url: str, part: Path, task_uuid: str | None,
-                                 cap: int) -> None:
+    async def _download_resuming(self, url: str, part: BinaryIO, task_uuid: str | None,
+                                 cap: DownloadCap) -> None:
         total: int | None = None
         failures = 0
         while True:
@@ -666,7 +696,8 @@ class RunwareClient:
                 await self.sleep(delay, task_uuid)
                 continue
             break
-        size = part.stat().st_size
+        part.flush()
+        size = os.fstat(part.fileno()).st_size
         if total is not None and size != total:
             raise DownloadError(
                 f"Downloaded {size} bytes but the server announced {total}", task_uuid=task_uuid
@@ -710,9 +741,11 @@ class RunwareClient:
         )
 
     async def _download_into(
-        self, part: Path, url: str, total: int | None, task_uuid: str | None, cap: int
+        self, part: BinaryIO, url: str, total: int | None, task_uuid: str | None,
+        cap: DownloadCap,
     ) -> int | None:
-        have = part.stat().st_size if part.exists() else 0
+        part.flush()
+        have = os.fstat(part.fileno()).st_size
         # identity: a compressed body could expand without bound, and Range counts bytes
         # of the file itself. Never an Authorization header: the key goes to the API only.
         headers = {"Accept-Encoding": "identity"}
@@ -740,22 +773,22 @@ class RunwareClient:
                 else:
                     start, announced = _content_range(resp.headers.get("Content-Range"))
                     if start != have:  # not the part we asked for: start over next time
-                        part.unlink(missing_ok=True)
+                        part.seek(0)
+                        part.truncate()
                         raise DownloadError(f"the server resumed at byte {start}, not {have}",
                                             task_uuid=task_uuid)
                     total = announced or total
-                if total is not None and total > cap:
+                if total is not None and total > cap.limit:
                     raise _too_large(cap, task_uuid, announced=total)
-                with open(part, "r+b" if have else "wb") as fh:
-                    fh.seek(have)
-                    fh.truncate()
-                    async for chunk in resp.content.iter_chunked(self.config.download_chunk):
-                        self.check_cancel(task_uuid)
-                        if have + len(chunk) > cap:  # no (or a lying) length: endless body
-                            raise _too_large(cap, task_uuid)
-                        fh.write(chunk)
-                        have += len(chunk)
-                        self._report(Progress("downloading", task_uuid, _pct(have, total)))
+                part.seek(have)
+                part.truncate()
+                async for chunk in resp.content.iter_chunked(self.config.download_chunk):
+                    self.check_cancel(task_uuid)
+                    if have + len(chunk) > cap.limit:  # no (or a lying) length: endless body
+                        raise _too_large(cap, task_uuid)
+                    part.write(chunk)
+                    have += len(chunk)
+                    self._report(Progress("downloading", task_uuid, _pct(have, total)))
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             raise DownloadError(
                 f"connection lost after {have} bytes ({type(exc).__name__})", task_uuid=task_uuid
@@ -782,14 +815,19 @@ def _refused(url: str, reason: str) -> RefusedDownloadError:
     )
 
 
-def _too_large(cap: int, task_uuid: str | None, announced: int | None = None
+def _too_large(cap: DownloadCap, task_uuid: str | None, announced: int | None = None
                ) -> RefusedDownloadError:
     size = f" ({_size_text(announced)} announced)" if announced else ""
+    again = "queue the same graph again" + (
+        f" (or use Runware Fetch Result with taskUUID {task_uuid})" if task_uuid else "")
     return RefusedDownloadError(
-        f"The result is larger than {_size_text(cap)}, the most one result may "
-        f"be{size}; stopped the download", task_uuid=task_uuid,
-        hint=f"If a result this large is expected, raise {MAX_DOWNLOAD_MB_ENV} and queue "
-        "again: the job is picked up without paying again.",
+        f"The result is larger than {_size_text(cap.limit)}{size}, {cap.reason()}; stopped "
+        "the download before keeping any of it", task_uuid=task_uuid,
+        hint="The job itself is done and paid: its taskUUID is kept, and the result stays "
+        f"on Runware for a while. If a result this large is expected, set "
+        f"{MAX_DOWNLOAD_MB_ENV} to the most MiB one result may be (more than "
+        f"{math.ceil(cap.limit / 1024**2)}) where ComfyUI is started, restart ComfyUI and "
+        f"{again}: it is downloaded without paying again.",
     )
 
 
@@ -1234,6 +1272,3 @@ async def _stream_file_b64(
             yield base64.b64encode(chunk)
     yield suffix
 
-
-def tasks_of(items: Iterable[dict[str, Any]], task_type: str) -> list[dict[str, Any]]:
-    return [i for i in items if i.get("taskType") == task_type]

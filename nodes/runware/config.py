@@ -17,10 +17,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import KeyFileError, MissingApiKeyError, SettingError, remember_secret
+from .keystore import API_KEY_ENV, KEY_FILE_PLACE, KeyStore, clean_key
 
 DEFAULT_API_URL = "https://api.runware.ai/v1"
 API_URL_ENV = "RUNWARE_API_URL"
-API_KEY_ENV = "RUNWARE_API_KEY"
 JOB_TIMEOUT_ENV = "RUNWARE_JOB_TIMEOUT"
 MAX_DOWNLOAD_MB_ENV = "RUNWARE_MAX_DOWNLOAD_MB"
 CACHE_DIR_ENV = "RUNWARE_CACHE_DIR"
@@ -31,17 +31,18 @@ DAILY_LIMIT_ENV = "RUNWARE_DAILY_LIMIT_USD"
 SYNC3_MODEL_ENV = "RUNWARE_SYNC3_MODEL"
 
 DEFAULT_JOB_TIMEOUT = 20 * 60.0
-# One result may be at most this large. Ovi makes 5 s clips (a few MB); sync-3 returns the
-# user's own video, whose length has no documented limit. 4 GiB holds a 10-minute 1080p
-# clip at 50 Mbit/s (more than Runware's highest quality setting needs) or well over an
-# hour at a typical 8 Mbit/s, while a hostile or broken server cannot fill the disk.
+# No result is ever larger than this (unless RUNWARE_MAX_DOWNLOAD_MB says otherwise): 4 GiB
+# holds a 10-minute 1080p clip at 50 Mbit/s or well over an hour at a typical 8 Mbit/s.
 DEFAULT_MAX_DOWNLOAD_MB = 4096.0
+# Below that, each result may be only as large as its video's length allows (a hostile
+# server or proxy cannot make a 5 s clip fill gigabytes): RESULT_MAX_MBIT_S, far above any
+# delivery bitrate (H.264 / VP9 at 4K 60 fps and top quality, ProRes 422 HQ 1080p60 in a
+# MOV), over at least RESULT_MIN_SECONDS, plus a margin for the container and the audio.
+RESULT_MAX_MBIT_S = 400.0
+RESULT_MIN_SECONDS = 10.0
+RESULT_MARGIN_MB = 64.0
 DEFAULT_CACHE_MAX_GB = 20.0
 DEFAULT_CACHE_MAX_DAYS = 30.0
-
-KEY_FILE_NAME = "runware_api_key"
-KEY_FILE_WHERE = f"{KEY_FILE_NAME} in ComfyUI's user directory"
-KEY_FILE_PLACE = f"the file {KEY_FILE_WHERE}"
 
 MISSING_KEY_HINT = (
     "Set your Runware API key (create one at https://my.runware.ai/keys) in ComfyUI's "
@@ -193,6 +194,22 @@ def cache_settings_from_env(default_root: Path) -> CacheSettings:
 
 
 @dataclass(frozen=True)
+class DownloadCap:
+    """The largest body one result download accepts, and why."""
+
+    limit: int
+    # The length of the video the cap was derived from; None: the setting itself.
+    seconds: float | None = None
+
+    def reason(self) -> str:
+        if self.seconds is None:
+            return f"the most one result may be ({MAX_DOWNLOAD_MB_ENV})"
+        return (f"the most expected for a {self.seconds:.3g} s video (at most "
+                f"{RESULT_MAX_MBIT_S:.0f} Mbit/s over at least {RESULT_MIN_SECONDS:.0f} s, "
+                f"plus {RESULT_MARGIN_MB:.0f} MiB)")
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     api_url: str = DEFAULT_API_URL
     # repr=False: a config printed in a log or traceback never shows the key.
@@ -219,6 +236,9 @@ class ClientConfig:
     download_chunk: int = 1 << 20
     # Largest result body accepted (RUNWARE_MAX_DOWNLOAD_MB), and redirects followed.
     max_download_bytes: int = int(DEFAULT_MAX_DOWNLOAD_MB * 1024**2)
+    # True when RUNWARE_MAX_DOWNLOAD_MB is set: then it is every result's cap, also above
+    # the per-video one (see download_cap).
+    max_download_set: bool = False
     max_redirects: int = 5
     # Where a key from the settings dialog is kept (for error messages and reloads).
     key_file: str | None = None
@@ -233,8 +253,6 @@ class ClientConfig:
     def from_env(cls, key_file: str | os.PathLike[str] | None = None,
                  **overrides: object) -> ClientConfig:
         """Settings from the environment; the key from RUNWARE_API_KEY, else ``key_file``."""
-        from .keystore import KeyStore, clean_key  # keystore imports this module
-
         key, source, key_error = None, None, None
         if "api_key" not in overrides:
             try:
@@ -258,6 +276,7 @@ class ClientConfig:
             "max_download_bytes": int(env_positive_float(
                 MAX_DOWNLOAD_MB_ENV, DEFAULT_MAX_DOWNLOAD_MB, unit="megabytes (MiB)",
                 example="4096", maximum=1e7) * 1024**2),
+            "max_download_set": env_text(MAX_DOWNLOAD_MB_ENV) is not None,
             "sync3_model": env_model_id(SYNC3_MODEL_ENV),
         }
         values.update(overrides)
@@ -278,6 +297,21 @@ class ClientConfig:
                 f"The Runware API key (from {where}) contains characters a key cannot have",
                 hint=key_hint(self.key_file))
         return self.api_key
+
+    def download_cap(self, seconds: float | None = None) -> DownloadCap:
+        """The most one result of a ``seconds``-long video may weigh: ``seconds`` (at least
+        RESULT_MIN_SECONDS) at RESULT_MAX_MBIT_S plus RESULT_MARGIN_MB, never above
+        max_download_bytes. RUNWARE_MAX_DOWNLOAD_MB, when set, is the cap itself (the way to
+        accept a larger result), and so is max_download_bytes for an unknown length (a job
+        recovered by its taskUUID)."""
+        if self.max_download_set or seconds is None or not math.isfinite(seconds) \
+                or seconds <= 0:
+            return DownloadCap(self.max_download_bytes)
+        derived = int(max(seconds, RESULT_MIN_SECONDS) * RESULT_MAX_MBIT_S * 1e6 / 8
+                      + RESULT_MARGIN_MB * 1024**2)
+        if derived >= self.max_download_bytes:
+            return DownloadCap(self.max_download_bytes)
+        return DownloadCap(derived, seconds)
 
     @property
     def api_origin(self) -> tuple[str, str, int | None]:

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-LOGGER_NAME = "runware_ovi_sync"
+from .logs import CHILD_LOGGERS, LOGGER_NAME
 
 
 class RunwareError(Exception):
@@ -354,7 +354,7 @@ def install_log_filter(name: str = LOGGER_NAME) -> None:
 
 
 # Filters on a logger do not see records of its children: each logger the pack uses.
-for _name in (LOGGER_NAME, f"{LOGGER_NAME}.double", f"{LOGGER_NAME}.double.media"):
+for _name in (LOGGER_NAME, *(f"{LOGGER_NAME}.{child}" for child in CHILD_LOGGERS)):
     install_log_filter(_name)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import threading
 import time
@@ -33,7 +32,7 @@ from urllib.parse import urlsplit
 from .cache import CacheEntry, ResultCache, file_sha256
 from .cache import request_fingerprint as _fingerprint
 from .client import Progress, RunwareClient, VideoResult
-from .config import ClientConfig
+from .config import ClientConfig, DownloadCap
 from .errors import (
     AuthError,
     CancelledError,
@@ -44,6 +43,7 @@ from .errors import (
     TaskNotFoundError,
     ValidationError,
 )
+from .logs import get_logger
 from .spec import SYNC3_MODEL, SYNC3_MODEL_ALIASES
 from .store import (
     FAILED,
@@ -64,7 +64,7 @@ from .tasks import EXTENSIONS, PreparedJob, Upload
 from .uploads import UploadCache, content_hash
 from .verify import check_video
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 # Error codes meaning "that media UUID is unknown" (Runware dropped an old upload).
 MEDIA_GONE_CODES = {"mediaNotFound", "imageNotFound", "invalidMediaUUID", "invalidImageUUID",
@@ -144,6 +144,8 @@ async def run_cached_job(
     fingerprint, hashes = await asyncio.to_thread(job_fingerprint, job, endpoint,
                                                   _canceller(should_cancel))
     store = cache.store
+    # Each result may be only as large as this job's video can be (see download_cap).
+    cap = config.download_cap(job.result_seconds)
     # The common case, without a key or a lock: every cached file intact, and no paid
     # take of this request still waiting to be collected (that one comes first).
     if reuse and store.journal_get(endpoint, fingerprint) is None:
@@ -160,7 +162,7 @@ async def run_cached_job(
                 log.info("Resuming Runware task %s (submitted %.0f s ago) instead of paying "
                          "again", pending.task_uuid, time.time() - pending.submitted)
                 try:
-                    outcome = await _collect(client, cache, pending, fingerprint)
+                    outcome = await _collect(client, cache, pending, fingerprint, cap=cap)
                     task_uuid = pending.task_uuid
                 except TaskNotFoundError:
                     log.warning("Runware does not know task %s (never arrived, or expired)",
@@ -169,7 +171,7 @@ async def run_cached_job(
                     return _finish(outcome, task_uuid)
             if reuse:  # an identical run may have finished while we waited for the lock
                 hit = await _cached_results(client, cache, cache.lookup(endpoint, fingerprint),
-                                            on_progress)
+                                            on_progress, cap)
                 if hit is None:
                     hit = await _adopt_first_take(cache, job, endpoint, fingerprint,
                                                   on_progress)
@@ -184,7 +186,7 @@ async def run_cached_job(
                 before_submit(fingerprint)
             outcome, task_uuid = await _submit(
                 client, job, cache, endpoint, fingerprint, hashes,
-                preferred=first if first_take else None, labels=(node_id, prompt_id))
+                preferred=first if first_take else None, labels=(node_id, prompt_id), cap=cap)
     return _finish(outcome, task_uuid)
 
 
@@ -199,7 +201,7 @@ def _finish(outcome: list[JobResult], task_uuid: str) -> list[JobResult]:
 async def _submit(
     client: RunwareClient, job: PreparedJob, cache: ResultCache, endpoint: str,
     fingerprint: str, hashes: dict[str, str], *, preferred: str | None,
-    labels: tuple[str | None, str | None],
+    labels: tuple[str | None, str | None], cap: DownloadCap | None = None,
 ) -> tuple[list[JobResult], str]:
     """Upload, claim, submit, collect: a new paid job (or the one another run claimed).
 
@@ -227,7 +229,7 @@ async def _submit(
         if claimed.task_uuid != task_uuid:  # another process claimed it first: follow it
             log.info("Runware task %s for this request is already running; waiting for it",
                      claimed.task_uuid)
-            return await _collect(client, cache, claimed, fingerprint), claimed.task_uuid
+            return await _collect(client, cache, claimed, fingerprint, cap=cap), claimed.task_uuid
         try:
             await client.submit_video(task)
         except (ValidationError, AuthError, InsufficientCreditsError) as exc:
@@ -237,7 +239,7 @@ async def _submit(
             if known is True:
                 log.warning("Runware refused a retry of task %s (%s) but already has the "
                             "task; waiting for it", task_uuid, exc.code)
-                return await _collect(client, cache, record, fingerprint), task_uuid
+                return await _collect(client, cache, record, fingerprint, cap=cap), task_uuid
             if known is None:
                 # Cannot tell: the journal stays, the next run polls and finds out.
                 store.set_status(endpoint, task_uuid, UNKNOWN, error=str(exc))
@@ -267,7 +269,7 @@ async def _submit(
         store.set_status(endpoint, task_uuid, RUNNING)
         record.status = RUNNING
         try:
-            return await _collect(client, cache, record, fingerprint), task_uuid
+            return await _collect(client, cache, record, fingerprint, cap=cap), task_uuid
         except TaskNotFoundError:
             if not fresh_uuid and task_uuid == preferred and task_uuid in client.conflicts:
                 # "Already accepted" (conflictTaskUUID), yet unknown: Runware used this
@@ -328,7 +330,8 @@ def _mark_unknown(cache: ResultCache, job: JobRecord, exc: BaseException) -> Non
 
 async def _collect(client: RunwareClient, cache: ResultCache, job: JobRecord,
                    entry_fingerprint: str | None, *, full_wait: bool = False,
-                   final_status: str = SUCCEEDED) -> list[JobResult]:
+                   final_status: str = SUCCEEDED, cap: DownloadCap | None = None
+                   ) -> list[JobResult]:
     """Poll a submitted job, download and verify its results, record them. The job's
     time limit counts from its submission (``full_wait``: from now, for Fetch Result);
     it is polled at least once either way."""
@@ -344,7 +347,7 @@ async def _collect(client: RunwareClient, cache: ResultCache, job: JobRecord,
     except TaskFailedError as exc:  # positive evidence: the job is over on Runware
         status = NOT_FOUND if isinstance(exc, TaskNotFoundError) else FAILED
         if exc.partial_results:
-            raise await _save_partial(client, cache, job, exc, status) from exc
+            raise await _save_partial(client, cache, job, exc, status, cap) from exc
         store.set_status(job.endpoint, job.task_uuid, status, error=str(exc),
                          drop_journal=True)
         raise
@@ -352,7 +355,8 @@ async def _collect(client: RunwareClient, cache: ResultCache, job: JobRecord,
         _mark_unknown(cache, job, exc)
         raise
     try:
-        outcome = await _download_all(client, cache, results, job.extension, job.endpoint)
+        outcome = await _download_all(client, cache, results, job.extension, job.endpoint,
+                                      cap)
     except BaseException as exc:
         _mark_unknown(cache, job, exc)  # paid, not collected: the journal stays
         raise
@@ -364,13 +368,14 @@ async def _collect(client: RunwareClient, cache: ResultCache, job: JobRecord,
 
 
 async def _save_partial(client: RunwareClient, cache: ResultCache, job: JobRecord,
-                        exc: TaskFailedError, status: str) -> TaskFailedError:
+                        exc: TaskFailedError, status: str, cap: DownloadCap | None = None
+                        ) -> TaskFailedError:
     """One generation of a multi-result job failed: keep the ones that finished (paid)
     as results of the task, findable by its taskUUID."""
     count = len(exc.partial_results)
     try:
         saved = await _download_all(client, cache, exc.partial_results, job.extension,
-                                    job.endpoint)
+                                    job.endpoint, cap)
     except BaseException as problem:
         # Paid and not on disk yet: the job stays in the journal, so the next run of the
         # request (or Fetch Result) polls it again and saves them, at no new charge.
@@ -453,20 +458,23 @@ def _free_name(cache: ResultCache, stem: str, extension: str) -> Path:
 
 async def _download_all(
     client: RunwareClient, cache: ResultCache, results: list[VideoResult], extension: str,
-    endpoint: str,
+    endpoint: str, cap: DownloadCap | None = None,
 ) -> list[JobResult]:
-    """Download and verify each result; a file that is not the video is never kept."""
+    """Download and verify each result; a file that is not the video is never kept.
+    ``cap``: the most one result may weigh (None: RUNWARE_MAX_DOWNLOAD_MB)."""
     outcome = []
     for position, result in enumerate(results):
-        outcome.append(await _download_one(client, cache, result, position, extension))
+        outcome.append(await _download_one(client, cache, result, position, extension,
+                                           cap=cap))
     return outcome
 
 
 async def _download_one(client: RunwareClient, cache: ResultCache, result: VideoResult,
-                        position: int, extension: str, dest: Path | None = None) -> JobResult:
+                        position: int, extension: str, dest: Path | None = None,
+                        cap: DownloadCap | None = None) -> JobResult:
     expected = _extension_for(result.url, extension)
     path = dest or _free_name(cache, f"{result.task_uuid}-{position}", expected)
-    path = await client.download(result.url, path, task_uuid=result.task_uuid)
+    path = await client.download(result.url, path, task_uuid=result.task_uuid, cap=cap)
     try:
         actual = await asyncio.to_thread(check_video, path, expected, result.task_uuid)
     except DownloadError:
@@ -522,8 +530,8 @@ def _reuse(cache: ResultCache, entry: CacheEntry,
 
 
 async def _cached_results(client: RunwareClient, cache: ResultCache, entry: CacheEntry | None,
-                          on_progress: Callable[[Progress], None] | None
-                          ) -> list[JobResult] | None:
+                          on_progress: Callable[[Progress], None] | None,
+                          cap: DownloadCap | None = None) -> list[JobResult] | None:
     """The cached results, damaged files fetched again (never paid again). Under the lock."""
     if entry is None or not entry.results:
         return None
@@ -532,7 +540,7 @@ async def _cached_results(client: RunwareClient, cache: ResultCache, entry: Cach
         log.warning("Cached result of task %s is damaged or missing; fetching it again "
                     "(no new charge)", entry.task_uuid)
         try:
-            await refetch(client, cache, entry, broken)
+            await refetch(client, cache, entry, broken, cap)
         except TaskNotFoundError:
             cache.forget(entry, broken)
             raise TaskNotFoundError(
@@ -546,7 +554,7 @@ async def _cached_results(client: RunwareClient, cache: ResultCache, entry: Cach
 
 
 async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
-                  broken: list[ResultRecord]) -> None:
+                  broken: list[ResultRecord], cap: DownloadCap | None = None) -> None:
     """Download damaged results again: from their URL, else fresh URLs from getResponse."""
     fresh: list[VideoResult] | None = None
     for record in broken:
@@ -559,7 +567,7 @@ async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
             if not record.url:
                 raise DownloadError("no URL kept for this result")
             got = await _download_one(client, cache, stored, record.position,
-                                      path.suffix.lstrip("."), dest=path)
+                                      path.suffix.lstrip("."), dest=path, cap=cap)
         except (DownloadError, ValidationError):
             if fresh is None:
                 try:
@@ -578,7 +586,7 @@ async def refetch(client: RunwareClient, cache: ResultCache, entry: CacheEntry,
             if match is None:
                 raise
             got = await _download_one(client, cache, match, record.position,
-                                      path.suffix.lstrip("."), dest=path)
+                                      path.suffix.lstrip("."), dest=path, cap=cap)
             record.url = match.url
             record.video_uuid = record.video_uuid or match.video_uuid
         if got.path.name != record.file:

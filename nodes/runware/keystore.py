@@ -19,14 +19,18 @@ import contextlib
 import os
 import stat
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import API_KEY_ENV, KEY_FILE_NAME, KEY_FILE_PLACE, KEY_FILE_WHERE
 from .errors import KeyFileError, remember_secret
+from .files import atomic_write
 
-__all__ = ["KEY_FILE_NAME", "KeyStatus", "KeyStore", "clean_key", "decode_key_file",
+API_KEY_ENV = "RUNWARE_API_KEY"
+KEY_FILE_NAME = "runware_api_key"
+KEY_FILE_WHERE = f"{KEY_FILE_NAME} in ComfyUI's user directory"
+KEY_FILE_PLACE = f"the file {KEY_FILE_WHERE}"
+
+__all__ = ["API_KEY_ENV", "KEY_FILE_NAME", "KeyStatus", "KeyStore", "clean_key", "decode_key_file",
            "is_plausible_key"]
 
 # A key is ~40 characters; anything much larger is not a key file (and /dev/zero or a
@@ -177,28 +181,8 @@ class KeyStore:
         if not is_plausible_key(key):
             raise ValueError("the key contains characters a Runware key cannot have")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A fresh random name: no collision with a concurrent save or a planted file.
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-        # O_EXCL + 0600 from the start: the key is never readable by others, not even
-        # for a moment between create and chmod; O_EXCL also refuses to follow a symlink.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o600)
-        try:
-            try:
-                data = key.encode("ascii")
-                while data:
-                    data = data[os.write(fd, data):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            # rename() replaces the name itself: a symlink planted at the key file's name
-            # is replaced, its target is never written.
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _fsync_dir(self.path.parent)
+        # Private (0600) from the start, durable, and never through a planted file or link.
+        atomic_write(self.path, key.encode("ascii"), durable=True, private=True, tag="tmp")
         remember_secret(key)
         self._sweep_stale_tmp()
 
@@ -218,16 +202,3 @@ class KeyStore:
         except IsADirectoryError:
             raise OSError(f"{self.place} is a folder; remove it by hand") from None
 
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); Windows cannot open a folder, and needs not."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -351,173 +351,223 @@ def _schema_at(root: Mapping[str, Any], path: Iterable[str | int]) -> Any:
     return node
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """One JSON-Schema failure, with what every handler below needs to word it."""
+
+    error: ValidationError
+    root: Mapping[str, Any]
+    task: Mapping[str, Any]
+
+    @property
+    def path(self) -> str:
+        return join_path(self.error.absolute_path)
+
+    @property
+    def label(self) -> str:
+        return self.path or "the task"
+
+    @property
+    def value(self) -> Any:
+        """The keyword's value in the schema (``maximum``: the maximum, ...)."""
+        return self.error.validator_value
+
+    @property
+    def schema(self) -> Mapping[str, Any]:
+        return self.error.schema if isinstance(self.error.schema, Mapping) else {}
+
+    @property
+    def instance(self) -> Any:
+        return self.error.instance
+
+    def violation(self, message: str, code: str = "invalidParameter") -> list[SpecViolation]:
+        return [SpecViolation(self.path, message, code)]
+
+
+def _additional_properties(f: _Failure) -> list[SpecViolation] | None:
+    if not isinstance(f.instance, Mapping):
+        return None
+    known = f.schema.get("properties", {})
+    allowed = sorted(known)
+    return [
+        SpecViolation(
+            _child(f.path, str(k)),
+            f"unknown parameter {_child(f.path, str(k))!r}"
+            + (f" (allowed here: {', '.join(allowed)})" if allowed else ""),
+            "unknownParameter",
+        )
+        for k in f.instance if k not in known
+    ]
+
+
+def _required(f: _Failure) -> list[SpecViolation] | None:
+    if not isinstance(f.instance, Mapping):
+        return None
+    missing = [name for name in f.value if name not in f.instance]
+    schema_path = list(f.error.relative_schema_path)
+    if "then" in schema_path:  # an if/then rule: say what made it required
+        owner = _schema_at(f.root, schema_path[: schema_path.index("then")])
+        needs = _leaf_paths(owner.get("if"))
+        return [
+            SpecViolation(
+                _child(f.path, name),
+                f"{' and '.join(needs) or 'this setting'} needs {_child(f.path, name)}",
+                "missingParameter",
+            )
+            for name in missing
+        ]
+    out = []
+    for name in missing:
+        full = _child(f.path, name)
+        message = f"{full} is required"
+        if full == "inputs.image":
+            message += " (give a start image, or leave out inputs for text-only)"
+        out.append(SpecViolation(full, message, "missingParameter"))
+    return out
+
+
+def _dependent_required(f: _Failure) -> list[SpecViolation] | None:
+    if not isinstance(f.instance, Mapping):
+        return None
+    return [
+        SpecViolation(
+            _child(f.path, name),
+            f"{_child(f.path, name)} is required when {_child(f.path, trigger)} is given",
+            "missingParameter",
+        )
+        for trigger, needed in f.value.items() if trigger in f.instance
+        for name in needed if name not in f.instance
+    ]
+
+
+def _type(f: _Failure) -> list[SpecViolation]:
+    wanted = [f.value] if isinstance(f.value, str) else list(f.value)
+    names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
+    return f.violation(f"{f.label} must be {names} (got {_short(f.instance)})")
+
+
+def _range(f: _Failure) -> list[SpecViolation]:
+    return f.violation(f"{f.label} must be {_describe_range(f.schema)} (got {_num(f.instance)})")
+
+
+def _multiple(f: _Failure) -> list[SpecViolation]:
+    allowed = _describe_range(f.schema)
+    return f.violation(f"{f.label} must be a multiple of {_num(f.value)} (got {_num(f.instance)})"
+                       + (f"; allowed range {allowed}" if allowed else ""))
+
+
+def _const(f: _Failure) -> list[SpecViolation]:
+    return f.violation(f"{f.label} must be {_short(f.value)} (got {_short(f.instance)})")
+
+
+def _enum(f: _Failure) -> list[SpecViolation]:
+    allowed = ", ".join(str(v) for v in f.value)
+    return f.violation(f"{f.label} must be one of {allowed} (got {_short(f.instance)})")
+
+
+def _length(f: _Failure) -> list[SpecViolation]:
+    if f.error.validator == "minLength":
+        return f.violation(f"{f.label} must have at least {f.value} character(s)")
+    return f.violation(f"{f.label} must have at most {f.value} characters "
+                       f"(got {len(f.instance)})")
+
+
+def _items(f: _Failure) -> list[SpecViolation]:
+    count = len(f.instance) if isinstance(f.instance, list) else 0
+    low, high = f.schema.get("minItems"), f.schema.get("maxItems")
+    if low is not None and low == high:
+        return f.violation(f"{f.label} must have exactly {low} items (got {count})")
+    if f.error.validator == "minItems":
+        return f.violation(f"{f.label} must have at least {f.value} item(s) (got {count})")
+    return f.violation(f"{f.label} must have at most {f.value} items (got {count})")
+
+
+def _format(f: _Failure) -> list[SpecViolation]:
+    if f.value == "uuid":
+        message = f"{f.label} must be a UUID like 123e4567-e89b-42d3-a456-426614174000"
+    elif f.value == "uri":
+        message = f"{f.label} must be an absolute URL (scheme and host)"
+    else:
+        message = f"{f.label} must be a valid {f.value}"
+    return f.violation(f"{message} (got {_short(f.instance)})")
+
+
+def _pattern(f: _Failure) -> list[SpecViolation]:
+    return f.violation(f"{f.label} has an invalid format (got {_short(f.instance)})")
+
+
+def _alternatives(f: _Failure) -> list[SpecViolation] | None:
+    """anyOf / oneOf: a choice of constants, of media forms, or of exactly one field."""
+    consts = _consts(f.value)
+    if consts is not None:
+        allowed = ", ".join(str(c) for c in consts)
+        return f.violation(f"{f.label} must be one of {allowed} (got {_short(f.instance)})")
+    media = _media_alternatives(f.value)
+    if media is not None:
+        return f.violation(f"{f.label} must be {_or_list(media)} "
+                           f"(got {_short(f.instance, 40)})")
+    alternatives = [_leaf_paths(b, f.path) for b in f.value]
+    if not all(len(a) == 1 for a in alternatives):
+        return None
+    names = [a[0] for a in alternatives]
+    given = [n for n in names if has_path(f.task, n)]
+    if len(given) > 1:
+        return [SpecViolation(given[1], f"exactly one of {', '.join(names)} must be given "
+                                        f"(got {' and '.join(given)})",
+                              "conflictingParameters")]
+    return f.violation(f"exactly one of {', '.join(names)} must be given", "missingParameter")
+
+
+def _not(f: _Failure) -> list[SpecViolation] | None:
+    """``not: {required: [a, b]}``: a and b together are refused."""
+    if not isinstance(f.value, Mapping):
+        return None
+    together = _leaf_paths(f.value, f.path)
+    if len(together) < 2:
+        return None
+    parent, names = _short_names(together)
+    where = f" in {parent}" if parent else ""
+    return [SpecViolation(together[1], f"give either {_or_list(names)}{where}, not both",
+                          "conflictingParameters")]
+
+
+# JSON-Schema keyword -> the handler that words its failure for a user. A handler may
+# return None when the failure has a shape it does not word; the schema's own message is
+# used then.
+_HANDLERS: dict[str, Callable[[_Failure], list[SpecViolation] | None]] = {
+    "additionalProperties": _additional_properties,
+    "required": _required,
+    "dependentRequired": _dependent_required,
+    "type": _type,
+    "minimum": _range,
+    "maximum": _range,
+    "exclusiveMinimum": _range,
+    "exclusiveMaximum": _range,
+    "multipleOf": _multiple,
+    "const": _const,
+    "enum": _enum,
+    "minLength": _length,
+    "maxLength": _length,
+    "minItems": _items,
+    "maxItems": _items,
+    "format": _format,
+    "pattern": _pattern,
+    "anyOf": _alternatives,
+    "oneOf": _alternatives,
+    "not": _not,
+}
+
+
 def _translate(
     error: ValidationError, root: Mapping[str, Any], task: Mapping[str, Any]
 ) -> list[SpecViolation]:
-    path = join_path(error.absolute_path)
-    kw = error.validator
-    value = error.validator_value
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    inst = error.instance
-    label = path or "the task"
-
-    if kw == "additionalProperties" and isinstance(inst, Mapping):
-        allowed = sorted(schema.get("properties", {}))
-        extras = [k for k in inst if k not in schema.get("properties", {})]
-        return [
-            SpecViolation(
-                _child(path, str(k)),
-                f"unknown parameter {_child(path, str(k))!r}"
-                + (f" (allowed here: {', '.join(allowed)})" if allowed else ""),
-                "unknownParameter",
-            )
-            for k in extras
-        ]
-
-    if kw == "required" and isinstance(inst, Mapping):
-        missing = [name for name in value if name not in inst]
-        schema_path = list(error.relative_schema_path)
-        if "then" in schema_path:
-            owner = _schema_at(root, schema_path[: schema_path.index("then")])
-            needs = _leaf_paths(owner.get("if"))
-            return [
-                SpecViolation(
-                    _child(path, name),
-                    f"{' and '.join(needs) or 'this setting'} needs {_child(path, name)}",
-                    "missingParameter",
-                )
-                for name in missing
-            ]
-        out = []
-        for name in missing:
-            full = _child(path, name)
-            message = f"{full} is required"
-            if full == "inputs.image":
-                message += " (give a start image, or leave out inputs for text-only)"
-            out.append(SpecViolation(full, message, "missingParameter"))
-        return out
-
-    if kw == "dependentRequired" and isinstance(inst, Mapping):
-        out = []
-        for trigger, needed in value.items():
-            if trigger not in inst:
-                continue
-            for name in needed:
-                if name not in inst:
-                    out.append(
-                        SpecViolation(
-                            _child(path, name),
-                            f"{_child(path, name)} is required when {_child(path, trigger)} "
-                            "is given",
-                            "missingParameter",
-                        )
-                    )
-        return out
-
-    if kw == "type":
-        wanted = [value] if isinstance(value, str) else list(value)
-        names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
-        return [SpecViolation(path, f"{label} must be {names} (got {_short(inst)})")]
-
-    if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return [
-            SpecViolation(path, f"{label} must be {_describe_range(schema)} (got {_num(inst)})")
-        ]
-
-    if kw == "multipleOf":
-        return [
-            SpecViolation(
-                path,
-                f"{label} must be a multiple of {_num(value)} (got {_num(inst)})"
-                + (f"; allowed range {_describe_range(schema)}" if _describe_range(schema) else ""),
-            )
-        ]
-
-    if kw == "const":
-        return [SpecViolation(path, f"{label} must be {_short(value)} (got {_short(inst)})")]
-
-    if kw == "enum":
-        allowed = ", ".join(str(v) for v in value)
-        return [SpecViolation(path, f"{label} must be one of {allowed} (got {_short(inst)})")]
-
-    if kw in ("minLength", "maxLength"):
-        if kw == "minLength":
-            msg = f"{label} must have at least {value} character(s)"
-        else:
-            msg = f"{label} must have at most {value} characters (got {len(inst)})"
-        return [SpecViolation(path, msg)]
-
-    if kw in ("minItems", "maxItems"):
-        count = len(inst) if isinstance(inst, list) else 0
-        if (
-            "minItems" in schema
-            and "maxItems" in schema
-            and schema["minItems"] == schema["maxItems"]
-        ):
-            msg = f"{label} must have exactly {schema['minItems']} items (got {count})"
-        elif kw == "minItems":
-            msg = f"{label} must have at least {value} item(s) (got {count})"
-        else:
-            msg = f"{label} must have at most {value} items (got {count})"
-        return [SpecViolation(path, msg)]
-
-    if kw == "format":
-        if value == "uuid":
-            msg = f"{label} must be a UUID like 123e4567-e89b-42d3-a456-426614174000"
-        elif value == "uri":
-            msg = f"{label} must be an absolute URL (scheme and host)"
-        else:
-            msg = f"{label} must be a valid {value}"
-        return [SpecViolation(path, f"{msg} (got {_short(inst)})")]
-
-    if kw == "pattern":
-        return [SpecViolation(path, f"{label} has an invalid format (got {_short(inst)})")]
-
-    if kw in ("anyOf", "oneOf"):
-        consts = _consts(value)
-        if consts is not None:
-            allowed = ", ".join(str(c) for c in consts)
-            return [SpecViolation(path, f"{label} must be one of {allowed} (got {_short(inst)})")]
-        media = _media_alternatives(value)
-        if media is not None:
-            return [
-                SpecViolation(path, f"{label} must be {_or_list(media)} (got {_short(inst, 40)})")
-            ]
-        alternatives = [_leaf_paths(b, path) for b in value]
-        if all(len(a) == 1 for a in alternatives):
-            names = [a[0] for a in alternatives]
-            given = [n for n in names if has_path(task, n)]
-            if len(given) > 1:
-                return [
-                    SpecViolation(
-                        given[1],
-                        f"exactly one of {', '.join(names)} must be given "
-                        f"(got {' and '.join(given)})",
-                        "conflictingParameters",
-                    )
-                ]
-            return [
-                SpecViolation(
-                    path,
-                    f"exactly one of {', '.join(names)} must be given",
-                    "missingParameter",
-                )
-            ]
-
-    if kw == "not" and isinstance(value, Mapping):
-        together = _leaf_paths(value, path)
-        if len(together) >= 2:
-            parent, names = _short_names(together)
-            where = f" in {parent}" if parent else ""
-            return [
-                SpecViolation(
-                    together[1],
-                    f"give either {_or_list(names)}{where}, not both",
-                    "conflictingParameters",
-                )
-            ]
-
-    return [SpecViolation(path, f"{label}: {error.message}")]
+    """One schema failure -> the violations a user reads (see ``_HANDLERS``)."""
+    failure = _Failure(error, root, task)
+    handler = _HANDLERS.get(str(error.validator))
+    worded = handler(failure) if handler is not None else None
+    if worded is not None:
+        return worded
+    return failure.violation(f"{failure.label}: {error.message}")
 
 
 # --------------------------------------------------------------------------- one reading

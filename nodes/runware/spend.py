@@ -8,7 +8,9 @@ endpoint (the offline double's jobs never count against Runware's).
 Without one: a job still pending (submitting / running / unknown) or finished without a
 reported cost counts with the estimate made when it was submitted (0 if there was none)
 until its cost arrives; a job Runware refused or does not know counts 0, and so does a
-failed job without results (Runware reported no cost for it).
+failed job without results (Runware reported no cost for it). A job journaled by version
+0.1 (which kept no endpoint) is imported at both the endpoint set then and the real API;
+each copy counts only once its endpoint has answered with a result, so it counts once.
 
 **Days.** "Today" starts at midnight, local time of the machine running ComfyUI; a job
 belongs to the day it was submitted. "Last 30 days" is today and the 29 days before.
@@ -35,11 +37,9 @@ import io
 import json
 import math
 import os
-import sqlite3
 import statistics
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,17 +47,18 @@ from typing import Any
 
 from .config import DAILY_LIMIT_ENV, env_limit_usd, env_text
 from .errors import RunwareError, SettingError
+from .files import atomic_write
 from .store import (
-    JOB_COLUMNS,
+    LEGACY_COPY,
     NOT_FOUND,
     PENDING_STATUSES,
     RECOVERED,
     REFUSED,
     SUCCEEDED,
     JobRecord,
+    LedgerRow,
     ResultRecord,
     Store,
-    _job_from_row,
     clean_cost,
     owner_id,
 )
@@ -105,12 +106,6 @@ class Pricing:
     unit: str  # UNIT_RESULT | UNIT_SECOND
     units: float
     price_key: str  # sha256 of the settings that may change the price
-
-    def describe_units(self) -> str:
-        if self.unit == UNIT_SECOND:
-            return f"{self.units:.1f} s"
-        count = int(self.units) if float(self.units).is_integer() else self.units
-        return f"{count} result{'s' if count != 1 else ''}"
 
 
 def _price_settings(family: str, task: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +173,13 @@ class LedgerJob:
         return 0.0
 
     @property
+    def in_totals(self) -> bool:
+        """False for a copy of a 0.1 journal entry (imported at each endpoint it may have
+        gone to) until this endpoint has answered with a result: one job, counted once."""
+        return self.job.owner != LEGACY_COPY or self.job.status not in (
+            *PENDING_STATUSES, NOT_FOUND, REFUSED)
+
+    @property
     def by_estimate(self) -> bool:
         """Counted with its estimate (its cost is not known yet)."""
         return self.job.cost is None and bool(self.estimate) and self.job.status in (
@@ -201,63 +203,29 @@ class LedgerJob:
         return unit, job.cost / units
 
 
-_PRICING_COLUMNS = ("unit", "units", "price_key", "estimate")
-_SELECT = (", ".join(f"jobs.{c}" for c in JOB_COLUMNS) + ", "
-           + ", ".join(f"p.{c}" for c in _PRICING_COLUMNS)
-           + ", (SELECT COUNT(*) FROM journal WHERE journal.endpoint = jobs.endpoint AND "
-             "journal.task_uuid = jobs.task_uuid)"
-           + " FROM jobs LEFT JOIN request_pricing p ON p.endpoint = jobs.endpoint AND "
-             "p.fingerprint = jobs.fingerprint")
-
-
-def _ledger_row(row: tuple) -> LedgerJob | None:
-    job = _job_from_row(row[:len(JOB_COLUMNS)])
-    if job is None:
-        return None
-    unit, units, price_key, estimate, journaled = row[len(JOB_COLUMNS):]
+def _ledger_job(row: LedgerRow) -> LedgerJob:
+    unit, units = row.unit, row.units
     if unit not in (UNIT_RESULT, UNIT_SECOND) or isinstance(units, bool) \
             or not isinstance(units, (int, float)) or not math.isfinite(units) or units <= 0:
         unit, units = None, None
-    return LedgerJob(job=job, unit=unit, units=None if units is None else float(units),
-                     price_key=price_key if isinstance(price_key, str) else None,
-                     estimate=clean_cost(estimate), journaled=bool(journaled))
-
-
-def _query(store: Store, where: str, params: tuple, *, order: str = "jobs.submitted DESC",
-           limit: int = 100_000, offset: int = 0, results: bool = False) -> list[LedgerJob]:
-    def tx(conn: sqlite3.Connection) -> list[LedgerJob]:
-        rows = conn.execute(f"SELECT {_SELECT} WHERE {where} ORDER BY {order} "
-                            "LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
-        found = [j for j in map(_ledger_row, rows) if j is not None]
-        if results:
-            for item in found:
-                item.results = store._task_results(conn, item.job.endpoint,
-                                                   item.job.task_uuid)
-        return found
-
-    return store.transaction(tx, write=False)
-
-
-def _endpoint_filter(endpoint: str | None) -> tuple[str, tuple]:
-    return ("jobs.endpoint = ?", (endpoint,)) if endpoint else ("1 = 1", ())
+    return LedgerJob(job=row.job, unit=unit, units=None if units is None else float(units),
+                     price_key=row.price_key if isinstance(row.price_key, str) else None,
+                     estimate=clean_cost(row.estimate), journaled=row.journaled,
+                     results=row.results)
 
 
 def ledger_page(store: Store, endpoint: str | None, *, limit: int = 50, offset: int = 0
                 ) -> tuple[list[LedgerJob], int]:
     """One page of the ledger, newest first, with result files; and the number of jobs."""
-    where, params = _endpoint_filter(endpoint)
-    page = _query(store, where, params, limit=limit, offset=offset, results=True)
-    total = store.transaction(lambda c: c.execute(
-        f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()[0], write=False)
-    return page, int(total)
+    page = store.ledger(endpoint=endpoint, limit=limit, offset=offset, results=True)
+    return [_ledger_job(r) for r in page], store.ledger_count(endpoint)
 
 
 def ledger_since(store: Store, endpoint: str | None, since: float, *,
                  results: bool = False) -> list[LedgerJob]:
     """Every job submitted since ``since`` (newest first; with result files if asked)."""
-    where, params = _endpoint_filter(endpoint)
-    return _query(store, f"{where} AND jobs.submitted >= ?", (*params, since),
-                  results=results)
+    return [_ledger_job(r) for r in store.ledger(endpoint=endpoint, since=since,
+                                                 results=results)]
 
 
 def record_pricing(store: Store, endpoint: str, fingerprint: str, pricing: Pricing,
@@ -265,26 +233,18 @@ def record_pricing(store: Store, endpoint: str, fingerprint: str, pricing: Prici
                    details: dict[str, Any] | None = None) -> None:
     """Remember what a request is billed by and its estimate (at its submission);
     ``details``: the estimate as ``Estimate.as_dict()`` (what ``info`` shows)."""
-    text = None if details is None else json.dumps(details, sort_keys=True)
-    store.transaction(lambda c: c.execute(
-        "INSERT INTO request_pricing (endpoint, fingerprint, unit, units, price_key, "
-        "estimate, details, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
-        "(endpoint, fingerprint) DO UPDATE SET unit = excluded.unit, units = excluded.units, "
-        "price_key = excluded.price_key, estimate = excluded.estimate, details = "
-        "excluded.details, updated = excluded.updated",
-        (endpoint, fingerprint, pricing.unit, pricing.units, pricing.price_key,
-         clean_cost(estimate_usd), text, when or time.time())), write=True)
+    store.put_pricing(endpoint, fingerprint, unit=pricing.unit, units=pricing.units,
+                      price_key=pricing.price_key, estimate=estimate_usd,
+                      details=None if details is None else json.dumps(details, sort_keys=True),
+                      when=when or time.time())
 
 
 def recorded_estimate(store: Store, endpoint: str, task_uuid: str) -> dict[str, Any] | None:
     """The estimate made when this job's request was last submitted (None if none was:
     e.g. a job recovered by its taskUUID)."""
-    row = store.transaction(lambda c: c.execute(
-        "SELECT p.details FROM jobs JOIN request_pricing p ON p.endpoint = jobs.endpoint "
-        "AND p.fingerprint = jobs.fingerprint WHERE jobs.endpoint = ? AND jobs.task_uuid = ?",
-        (endpoint, task_uuid)).fetchone(), write=False)
+    text = store.pricing_details(endpoint, task_uuid)
     try:
-        details = json.loads(row[0]) if row and isinstance(row[0], str) else None
+        details = json.loads(text) if text is not None else None
     except ValueError:
         return None
     return details if isinstance(details, dict) else None
@@ -306,6 +266,8 @@ class Total:
     by_estimate: int = 0  # jobs counted with their estimate (cost not known yet)
 
     def add(self, item: LedgerJob) -> Total:
+        if not item.in_totals:
+            return self
         return Total(round(self.usd + item.counted, 6), self.jobs + 1,
                      self.by_estimate + int(item.by_estimate))
 
@@ -374,8 +336,7 @@ class Estimate:
 
 
 def _history(store: Store, endpoint: str) -> list[LedgerJob]:
-    return _query(store, "jobs.endpoint = ? AND jobs.cost IS NOT NULL AND jobs.status IN "
-                         "(?, ?)", (endpoint, SUCCEEDED, RECOVERED), limit=2000)
+    return [_ledger_job(r) for r in store.ledger(endpoint=endpoint, costed=True, limit=2000)]
 
 
 def estimate(store: Store, endpoint: str, model: str, pricing: Pricing,
@@ -472,17 +433,8 @@ class LimitFile:
                                   or not 0 <= value <= MAX_LIMIT_USD):
             raise ValueError("the limit must be an amount of US dollars >= 0")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"daily_limit_usd": float(value) if value else 0}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        data = json.dumps({"daily_limit_usd": float(value) if value else 0})
+        atomic_write(self.path, data.encode("utf-8"), durable=True, private=True)
 
 
 def daily_limit(limit_file: LimitFile | None) -> DailyLimit:

@@ -34,24 +34,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import math
 import os
 import platform
 import re
 import sqlite3
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import RunwareError
+from .logs import get_logger
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 T = TypeVar("T")
 
@@ -70,6 +71,9 @@ FAILED = "failed"          # Runware said the job failed (partial results, if an
 NOT_FOUND = "not_found"    # Runware does not know the task (never arrived, or expired)
 REFUSED = "refused"        # the submission was refused: never accepted, never billed
 PENDING_STATUSES = (SUBMITTING, RUNNING, UNKNOWN)
+# The owner of a 0.1 journal entry imported at more than one endpoint (0.1 kept no
+# endpoint): one job, one row per endpoint, until an endpoint answers for its own row.
+LEGACY_COPY = "0.1 journal, endpoint unknown"
 STATUSES = PENDING_STATUSES + (SUCCEEDED, RECOVERED, FAILED, NOT_FOUND, REFUSED)
 
 EXTENSIONS = ("mp4", "webm", "mov")
@@ -147,6 +151,20 @@ class ResultRecord:
     last_used: float = 0.0
 
 
+@dataclass
+class LedgerRow:
+    """A ledger row as stored: the job, what its request is billed by (checked by
+    spend.py, which knows the units), whether it is journaled, and its result files."""
+
+    job: JobRecord
+    unit: Any = None
+    units: Any = None
+    price_key: Any = None
+    estimate: Any = None
+    journaled: bool = False
+    results: list[ResultRecord] = field(default_factory=list)
+
+
 JOB_COLUMNS = ("endpoint", "task_uuid", "fingerprint", "model", "task", "extension",
                "number_results", "submitted", "status", "node_id", "prompt_id", "owner",
                "finished", "cost", "error")
@@ -163,6 +181,13 @@ TABLE_COLUMNS = {
     "request_pricing": ("endpoint", "fingerprint", "unit", "units", "price_key", "estimate",
                         "details", "updated"),
 }
+
+# A ledger row: the job, its request's pricing, and whether it is journaled.
+_LEDGER_SELECT = (", ".join(f"jobs.{c}" for c in JOB_COLUMNS)
+                  + ", p.unit, p.units, p.price_key, p.estimate, (SELECT COUNT(*) FROM "
+                  "journal WHERE journal.endpoint = jobs.endpoint AND journal.task_uuid = "
+                  "jobs.task_uuid) FROM jobs LEFT JOIN request_pricing p ON p.endpoint = "
+                  "jobs.endpoint AND p.fingerprint = jobs.fingerprint")
 
 # Added after the first stores were written: created in any store that lacks it.
 PRICING_TABLE = """CREATE TABLE IF NOT EXISTS request_pricing (
@@ -370,7 +395,13 @@ def _result_from_row(row: tuple) -> ResultRecord | None:
         return None
 
 
-# -- the SQLite file --------------------------------------------------------------------------
+# -- the SQLite backend -----------------------------------------------------------------------
+
+
+class Connection(Protocol):
+    """What Store's queries need of a database connection (DB-API ``execute``)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
 
 
 class _Unusable(Exception):
@@ -383,36 +414,6 @@ def _file_ident(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-def _error_kind(exc: sqlite3.Error) -> str:
-    """corrupt | busy | environment | other (Python 3.10 has no sqlite_errorname)."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc).lower()
-    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "not a database" in text \
-            or "malformed" in text:
-        return "corrupt"
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text:
-        return "busy"
-    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN",
-                        "SQLITE_PERM")) or any(
-            s in text for s in ("disk is full", "disk i/o", "readonly", "unable to open")):
-        return "environment"
-    return "other"
-
-
-def _retry_busy(fn: Callable[[], T], timeout: float) -> T:
-    """``fn()``, tried again while SQLite answers "locked" / "busy", up to ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            return fn()
-        except sqlite3.OperationalError as exc:
-            if _error_kind(exc) != "busy" or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 @contextlib.contextmanager
@@ -443,22 +444,55 @@ def _path_lock(path: Path, wait: float = 10.0) -> Iterator[None]:
             os.close(fd)
 
 
-class Store:
-    """The one interface to the money records. Thread-safe; several processes may share
-    the file (SQLite serialises writers; every write is one transaction)."""
+class _SqliteFile:
+    """The one SQLite file behind Store, and everything SQLite-only: connecting, pragmas,
+    transactions, sorting SQLite's errors, checking the schema and its version, and
+    setting aside a file that is not a usable store (copying over what it still holds).
 
-    def __init__(self, path: Path, *, legacy_root: Path | None = None,
-                 legacy_endpoint: str | None = None, busy_timeout: float = 30.0) -> None:
+    Store hands it functions of a connection that use portable SQL only; a server
+    database would be another class with the same ``run`` / ``close`` / ``path``."""
+
+    def __init__(self, path: Path, *, busy_timeout: float,
+                 on_create: Callable[[Connection], None],
+                 copy_row: Callable[[Connection, str, tuple, tuple], int]) -> None:
         self.path = Path(path)
-        self.legacy_root = legacy_root
-        self.legacy_endpoint = legacy_endpoint
         self.busy_timeout = busy_timeout
+        self.on_create = on_create  # runs in the transaction that opens the store
+        self.copy_row = copy_row  # one row of a set-aside file -> this store (1 if copied)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
         self._salvage: list[Path] = []
 
-    # -- connection ------------------------------------------------------------------
+    @staticmethod
+    def error_kind(exc: sqlite3.Error) -> str:
+        """corrupt | busy | environment | other (Python 3.10 has no sqlite_errorname)."""
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc).lower()
+        if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "not a database" in text \
+                or "malformed" in text:
+            return "corrupt"
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text \
+                or "busy" in text:
+            return "busy"
+        if name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY",
+                            "SQLITE_CANTOPEN", "SQLITE_PERM")) or any(
+                s in text for s in ("disk is full", "disk i/o", "readonly", "unable to open")):
+            return "environment"
+        return "other"
+
+    def retry_busy(self, fn: Callable[[], T]) -> T:
+        """``fn()``, tried again while SQLite answers "locked" / "busy", up to the timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if self.error_kind(exc) != "busy" or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def close(self) -> None:
         with self._lock:
@@ -483,14 +517,14 @@ class Store:
                 conn = self._open()
                 self._prepare(conn)
             except OSError as exc:
-                raise self._env_error(exc) from exc
+                raise self.env_error(exc) from exc
             except (_Unusable, sqlite3.DatabaseError) as exc:
                 if conn is not None:
                     with contextlib.suppress(sqlite3.Error):
                         conn.close()
-                if isinstance(exc, sqlite3.DatabaseError) and _error_kind(exc) != "corrupt" \
+                if isinstance(exc, sqlite3.DatabaseError) and self.error_kind(exc) != "corrupt" \
                         and "no such" not in str(exc).lower():
-                    raise self._env_error(exc) from exc
+                    raise self.env_error(exc) from exc
                 self._set_aside(ident_before, str(exc))
                 continue
             self._conn = conn
@@ -518,8 +552,7 @@ class Store:
         try:
             # Two processes switching a new file to WAL at once: one is told "locked"
             # at once, without SQLite's own wait. Wait here instead.
-            _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone(),
-                        self.busy_timeout)
+            self.retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             conn.execute("PRAGMA synchronous=FULL")
         except BaseException:
             conn.close()
@@ -527,7 +560,7 @@ class Store:
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Check the schema (create it in an empty file), import the old JSON cache and
+        """Check the schema (create it in an empty file), then Store's ``on_create`` and
         whatever a set-aside file still holds. Raises _Unusable for a foreign file."""
         check = conn.execute("PRAGMA quick_check").fetchone()
         if not check or check[0] != "ok":
@@ -554,8 +587,7 @@ class Store:
             conn.execute(PRICING_TABLE)
             for table, columns in TABLE_COLUMNS.items():
                 conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE 1 = 0")
-            if self._meta(conn, "json_import") is None:
-                self._set_meta(conn, "json_import", str(self._import_json(conn)))
+            self.on_create(conn)
             while self._salvage:
                 self._copy_from(conn, self._salvage.pop(0))
             conn.execute("COMMIT")
@@ -581,7 +613,7 @@ class Store:
                         os.replace(source, f"{aside}{suffix}")
                         moved = moved or suffix == ""
                     except OSError as exc:
-                        raise self._env_error(exc) from exc
+                        raise self.env_error(exc) from exc
             log.warning(
                 "The Runware store %s is not usable (%s). It was set aside as %s and a new "
                 "one is started; what can still be read from it is copied over, and paid "
@@ -590,8 +622,33 @@ class Store:
             if moved and not Path(aside).is_symlink():
                 self._salvage.append(aside)
 
-    def _env_error(self, exc: BaseException) -> StoreError:
-        busy = isinstance(exc, sqlite3.Error) and _error_kind(exc) == "busy"
+    def _copy_from(self, conn: sqlite3.Connection, aside: Path) -> None:
+        """Copy what can still be read from a set-aside store (best effort)."""
+        try:
+            source = sqlite3.connect(f"{aside.resolve().as_uri()}?mode=ro", uri=True,
+                                     timeout=1.0)
+        except (sqlite3.Error, ValueError, OSError):
+            return
+        copied = 0
+        try:
+            for table, columns in TABLE_COLUMNS.items():
+                if table in ("schema_version", "meta"):
+                    continue
+                try:
+                    rows = source.execute(
+                        f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+                except sqlite3.Error:
+                    continue
+                for row in rows:
+                    copied += self.copy_row(conn, table, columns, row)
+        finally:
+            source.close()
+        if copied:
+            log.warning("Runware store: copied %d record(s) from the set-aside file %s",
+                        copied, aside.name)
+
+    def env_error(self, exc: BaseException) -> StoreError:
+        busy = isinstance(exc, sqlite3.Error) and self.error_kind(exc) == "busy"
         return StoreError(
             f"The Runware store {self.path} cannot be used: {exc}. Nothing was submitted",
             hint="Another program has held the store locked for "
@@ -600,8 +657,9 @@ class Store:
             "(RUNWARE_CACHE_DIR), then queue again.",
         )
 
-    def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """One transaction. A damaged file is set aside once and the work retried."""
+    def run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """``fn(connection)`` in one transaction. A damaged file is set aside once and the
+        work retried; anything else SQLite cannot do is a StoreError."""
         with self._lock:
             for attempt in (1, 2):
                 conn = self._connection()
@@ -619,23 +677,55 @@ class Store:
                     return out
 
                 try:
-                    return _retry_busy(transaction, self.busy_timeout)
+                    return self.retry_busy(transaction)
                 except sqlite3.DatabaseError as exc:
-                    if _error_kind(exc) == "corrupt" and attempt == 1:
+                    if self.error_kind(exc) == "corrupt" and attempt == 1:
                         self._set_aside(ident, str(exc))
                         continue
-                    raise self._env_error(exc) from exc
+                    raise self.env_error(exc) from exc
             raise AssertionError("unreachable")
+
+
+class Store:
+    """The one interface to the money records. Thread-safe; several processes may share
+    the file (SQLite serialises writers; every write is one transaction). Its methods use
+    portable SQL only, through the backend (``_SqliteFile``)."""
+
+    def __init__(self, path: Path, *, legacy_root: Path | None = None,
+                 legacy_endpoint: str | None = None, busy_timeout: float = 30.0) -> None:
+        self.legacy_root = legacy_root
+        self.legacy_endpoint = legacy_endpoint
+        self._db = _SqliteFile(Path(path), busy_timeout=busy_timeout,
+                               on_create=self._on_create, copy_row=self._copy_row)
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    @property
+    def busy_timeout(self) -> float:
+        return self._db.busy_timeout
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        return self._db.run(fn, write=write)
+
+    def _on_create(self, conn: Connection) -> None:
+        """Once per store: import the old JSON cache."""
+        if self._meta(conn, "json_import") is None:
+            self._set_meta(conn, "json_import", str(self._import_json(conn)))
 
     # -- meta -------------------------------------------------------------------------
 
     @staticmethod
-    def _meta(conn: sqlite3.Connection, name: str) -> str | None:
+    def _meta(conn: Connection, name: str) -> str | None:
         row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row and isinstance(row[0], str) else None
 
     @staticmethod
-    def _set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
+    def _set_meta(conn: Connection, name: str, value: str) -> None:
         conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
                      "DO UPDATE SET value = excluded.value", (name, value))
 
@@ -650,8 +740,9 @@ class Store:
         """Open (create, import, repair) the store now."""
         self._run(lambda c: None, write=False)
 
-    def transaction(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """``fn(connection)`` in one transaction (for the ledger queries in spend.py)."""
+    def transaction(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """``fn(connection)`` in one transaction: for tests and maintenance scripts that
+        write rows directly. The pack's own code calls Store's methods."""
         return self._run(fn, write=write)
 
     # -- jobs and the journal -----------------------------------------------------------
@@ -663,7 +754,7 @@ class Store:
                 job.extension, job.number_results, job.submitted, job.status, job.node_id,
                 job.prompt_id, job.owner, job.finished, job.cost, job.error)
 
-    def _put_job(self, conn: sqlite3.Connection, job: JobRecord) -> None:
+    def _put_job(self, conn: Connection, job: JobRecord) -> None:
         placeholders = ", ".join("?" for _ in JOB_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in JOB_COLUMNS[2:])
         conn.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({placeholders}) "
@@ -671,13 +762,13 @@ class Store:
                      self._job_params(job))
 
     @staticmethod
-    def _get_job(conn: sqlite3.Connection, endpoint: str, task_uuid: str) -> JobRecord | None:
+    def _get_job(conn: Connection, endpoint: str, task_uuid: str) -> JobRecord | None:
         row = conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs "
                            "WHERE endpoint = ? AND task_uuid = ?",
                            (endpoint, task_uuid)).fetchone()
         return _job_from_row(row) if row else None
 
-    def _journaled(self, conn: sqlite3.Connection, endpoint: str,
+    def _journaled(self, conn: Connection, endpoint: str,
                    fingerprint: str) -> JobRecord | None:
         row = conn.execute("SELECT task_uuid FROM journal WHERE endpoint = ? AND "
                            "fingerprint = ?", (endpoint, fingerprint)).fetchone()
@@ -698,7 +789,7 @@ class Store:
         a request never has two submissions in flight)."""
         assert job.fingerprint is not None
 
-        def tx(conn: sqlite3.Connection) -> JobRecord:
+        def tx(conn: Connection) -> JobRecord:
             existing = self._journaled(conn, job.endpoint, job.fingerprint or "")
             if existing is not None:
                 return existing
@@ -715,7 +806,7 @@ class Store:
         return self._run(lambda c: self._journaled(c, endpoint, fingerprint), write=False)
 
     def journal_find_task(self, endpoint: str, task_uuid: str) -> JobRecord | None:
-        def tx(conn: sqlite3.Connection) -> JobRecord | None:
+        def tx(conn: Connection) -> JobRecord | None:
             row = conn.execute("SELECT fingerprint FROM journal WHERE endpoint = ? AND "
                                "task_uuid = ?", (endpoint, task_uuid)).fetchone()
             return self._journaled(conn, endpoint, row[0]) if row else None
@@ -724,7 +815,7 @@ class Store:
 
     def pending(self) -> list[JobRecord]:
         """Every journaled job (all endpoints)."""
-        def tx(conn: sqlite3.Connection) -> list[JobRecord]:
+        def tx(conn: Connection) -> list[JobRecord]:
             rows = conn.execute("SELECT endpoint, fingerprint FROM journal").fetchall()
             found = [self._journaled(conn, e, f) for e, f in rows
                      if isinstance(e, str) and isinstance(f, str)]
@@ -756,7 +847,7 @@ class Store:
         assert status in STATUSES
         finished = time.time() if status not in PENDING_STATUSES else None
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: Connection) -> None:
             conn.execute("UPDATE jobs SET status = ?, error = ?, finished = ? "
                          "WHERE endpoint = ? AND task_uuid = ?",
                          (status, error, finished, endpoint, task_uuid))
@@ -772,7 +863,7 @@ class Store:
         request's cache entry (if given), and the end of its journal entry."""
         now = time.time()
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: Connection) -> None:
             for r in results:
                 self._put_result(conn, r)
             known = self._get_job(conn, job.endpoint, job.task_uuid)
@@ -797,10 +888,85 @@ class Store:
 
         self._run(tx, write=True)
 
+    # -- the ledger with pricing (spend.py does the arithmetic) ----------------------------
+
+    def put_job(self, job: JobRecord) -> None:
+        """Write a ledger row as it is (tests, and tools that repair a ledger)."""
+        self._run(lambda c: self._put_job(c, job), write=True)
+
+    def ledger(self, *, endpoint: str | None = None, since: float | None = None,
+               costed: bool = False, limit: int = 100_000, offset: int = 0,
+               results: bool = False) -> list[LedgerRow]:
+        """Ledger rows, newest first: at ``endpoint`` (None: all), submitted since
+        ``since``; ``costed``: only finished jobs with a known cost; with result files if
+        asked."""
+        where, params = self._ledger_filter(endpoint, since, costed)
+
+        def tx(conn: Connection) -> list[LedgerRow]:
+            rows = conn.execute(f"SELECT {_LEDGER_SELECT} WHERE {where} ORDER BY "
+                                "jobs.submitted DESC LIMIT ? OFFSET ?",
+                                (*params, limit, offset)).fetchall()
+            found = []
+            for row in rows:
+                job = _job_from_row(row[:len(JOB_COLUMNS)])
+                if job is None:
+                    continue
+                unit, units, price_key, estimate, journaled = row[len(JOB_COLUMNS):]
+                item = LedgerRow(job, unit, units, price_key, estimate, bool(journaled))
+                if results:
+                    item.results = self._task_results(conn, job.endpoint, job.task_uuid)
+                found.append(item)
+            return found
+
+        return self._run(tx, write=False)
+
+    def ledger_count(self, endpoint: str | None = None) -> int:
+        """How many jobs the ledger holds (at ``endpoint``; None: all)."""
+        where, params = self._ledger_filter(endpoint, None, False)
+        return int(self._run(lambda c: c.execute(
+            f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()[0], write=False))
+
+    @staticmethod
+    def _ledger_filter(endpoint: str | None, since: float | None,
+                       costed: bool) -> tuple[str, tuple]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if endpoint:
+            clauses.append("jobs.endpoint = ?")
+            params.append(endpoint)
+        if since is not None:
+            clauses.append("jobs.submitted >= ?")
+            params.append(since)
+        if costed:
+            clauses.append("jobs.cost IS NOT NULL AND jobs.status IN (?, ?)")
+            params += [SUCCEEDED, RECOVERED]
+        return " AND ".join(clauses), tuple(params)
+
+    def put_pricing(self, endpoint: str, fingerprint: str, *, unit: str, units: float,
+                    price_key: str, estimate: float | None, details: str | None,
+                    when: float) -> None:
+        """What a request is billed by and its estimate at its last submission."""
+        self._run(lambda c: c.execute(
+            "INSERT INTO request_pricing (endpoint, fingerprint, unit, units, price_key, "
+            "estimate, details, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+            "(endpoint, fingerprint) DO UPDATE SET unit = excluded.unit, units = "
+            "excluded.units, price_key = excluded.price_key, estimate = excluded.estimate, "
+            "details = excluded.details, updated = excluded.updated",
+            (endpoint, fingerprint, unit, units, price_key, clean_cost(estimate), details,
+             when)), write=True)
+
+    def pricing_details(self, endpoint: str, task_uuid: str) -> str | None:
+        """The estimate (JSON text) recorded for this job's request, or None."""
+        row = self._run(lambda c: c.execute(
+            "SELECT p.details FROM jobs JOIN request_pricing p ON p.endpoint = jobs.endpoint "
+            "AND p.fingerprint = jobs.fingerprint WHERE jobs.endpoint = ? AND "
+            "jobs.task_uuid = ?", (endpoint, task_uuid)).fetchone(), write=False)
+        return row[0] if row and isinstance(row[0], str) else None
+
     # -- results and cache entries ----------------------------------------------------------
 
     @staticmethod
-    def _put_result(conn: sqlite3.Connection, r: ResultRecord) -> None:
+    def _put_result(conn: Connection, r: ResultRecord) -> None:
         placeholders = ", ".join("?" for _ in RESULT_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in RESULT_COLUMNS[1:])
         conn.execute(
@@ -810,7 +976,7 @@ class Store:
              clean_cost(r.cost), r.index, r.size, r.sha256, r.created, r.last_used))
 
     @staticmethod
-    def _task_results(conn: sqlite3.Connection, endpoint: str,
+    def _task_results(conn: Connection, endpoint: str,
                       task_uuid: str) -> list[ResultRecord]:
         rows = conn.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM results WHERE "
                             "endpoint = ? AND task_uuid = ?", (endpoint, task_uuid)).fetchall()
@@ -822,7 +988,7 @@ class Store:
 
     def entry(self, endpoint: str, fingerprint: str) -> tuple[str, list[ResultRecord]] | None:
         """The taskUUID serving a request, and its result files."""
-        def tx(conn: sqlite3.Connection) -> tuple[str, list[ResultRecord]] | None:
+        def tx(conn: Connection) -> tuple[str, list[ResultRecord]] | None:
             row = conn.execute("SELECT task_uuid FROM entries WHERE endpoint = ? AND "
                                "fingerprint = ?", (endpoint, fingerprint)).fetchone()
             if not row or not is_task_uuid(row[0]):
@@ -838,7 +1004,7 @@ class Store:
     def put_results(self, results: Iterable[ResultRecord]) -> None:
         items = list(results)
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: Connection) -> None:
             for r in items:
                 self._put_result(conn, r)
 
@@ -858,7 +1024,7 @@ class Store:
         """Forget result files (rows only; the caller deletes the files)."""
         names = list(files)
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: Connection) -> None:
             for name in names:
                 conn.execute("DELETE FROM results WHERE file = ?", (name,))
 
@@ -866,7 +1032,7 @@ class Store:
 
     def drop_malformed_results(self) -> int:
         """Delete result rows that fail validation (never their files)."""
-        def tx(conn: sqlite3.Connection) -> int:
+        def tx(conn: Connection) -> int:
             rows = conn.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM results").fetchall()
             bad = [row[0] for row in rows if _result_from_row(row) is None]
             for name in bad:
@@ -875,20 +1041,10 @@ class Store:
 
         return self._run(tx, write=True)
 
-    def clear_results(self) -> list[ResultRecord]:
-        """Forget every result and cache entry; returns the forgotten results."""
-        def tx(conn: sqlite3.Connection) -> list[ResultRecord]:
-            rows = conn.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM results").fetchall()
-            conn.execute("DELETE FROM results")
-            conn.execute("DELETE FROM entries")
-            return [r for r in map(_result_from_row, rows) if r is not None]
-
-        return self._run(tx, write=True)
-
     # -- upload memory ---------------------------------------------------------------------
 
     def upload_get(self, endpoint: str, key: str, max_age: float) -> str | None:
-        def tx(conn: sqlite3.Connection) -> str | None:
+        def tx(conn: Connection) -> str | None:
             row = conn.execute("SELECT upload_uuid, created FROM uploads WHERE endpoint = ? "
                                "AND content_key = ?", (endpoint, key)).fetchone()
             if not row:
@@ -919,7 +1075,7 @@ class Store:
 
     # -- the old JSON cache and set-aside files ---------------------------------------------
 
-    def _import_json(self, conn: sqlite3.Connection) -> int:
+    def _import_json(self, conn: Connection) -> int:
         """Copy the 0.1 JSON cache (entries/, journal/, uploads.json) in, once."""
         root = self.legacy_root
         if root is None:
@@ -927,9 +1083,15 @@ class Store:
         count = 0
         fallback = self.legacy_endpoint or DEFAULT_ENDPOINT
         for path in sorted((root / "entries").glob("*.json")):
-            count += self._import_legacy(conn, path, _legacy_entry, fallback)
+            count += self._import_legacy(conn, path, _legacy_entry, (fallback,))
+        # 0.1 did not record where a journaled job was sent. Its jobs went to whatever
+        # RUNWARE_API_URL was then, most likely the real API: keyed only to the endpoint
+        # set now (say the local double), a real job still running would be resumed there,
+        # answered taskNotFound and dropped, and its paid result never collected. So each
+        # is journaled at both; only an answer at an endpoint ends that endpoint's copy.
+        journal_endpoints = tuple(dict.fromkeys((fallback, DEFAULT_ENDPOINT)))
         for path in sorted((root / "journal").glob("*.json")):
-            count += self._import_legacy(conn, path, _legacy_journal, fallback)
+            count += self._import_legacy(conn, path, _legacy_journal, journal_endpoints)
         uploads = _read_legacy(root / "uploads.json")
         if isinstance(uploads, dict):
             for key, value in uploads.items():
@@ -952,55 +1114,35 @@ class Store:
                      count, root)
         return count
 
-    def _import_legacy(self, conn: sqlite3.Connection, path: Path,
+    def _import_legacy(self, conn: Connection, path: Path,
                        convert: Callable[[dict, str], tuple[JobRecord, list[ResultRecord],
                                                            str | None]],
-                       fallback: str) -> int:
+                       endpoints: tuple[str, ...]) -> int:
         data = _read_legacy(path)
+        copies = []
         try:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            job, results, journal = convert(data, fallback)
+            for endpoint in endpoints:
+                copies.append(convert(data, endpoint))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             _warn_once(f"legacy:{path}", "Runware store: skipping the malformed old cache "
                        "file %s (%s)", path.name, exc)
             return 0
-        self._put_job(conn, job)
-        for r in results:
-            self._put_result(conn, r)
-        if job.fingerprint is not None:
-            table = "journal" if journal else "entries"
-            conn.execute(f"INSERT INTO {table} (endpoint, fingerprint, task_uuid) VALUES "
-                         f"(?, ?, ?) ON CONFLICT (endpoint, fingerprint) DO NOTHING",
-                         (job.endpoint, job.fingerprint, job.task_uuid))
+        for job, results, journal in copies:
+            if len(copies) > 1:
+                job.owner = LEGACY_COPY  # spend.py: counted only where it is found
+            self._put_job(conn, job)
+            for r in results:
+                self._put_result(conn, r)
+            if job.fingerprint is not None:
+                table = "journal" if journal else "entries"
+                conn.execute(f"INSERT INTO {table} (endpoint, fingerprint, task_uuid) VALUES "
+                             f"(?, ?, ?) ON CONFLICT (endpoint, fingerprint) DO NOTHING",
+                             (job.endpoint, job.fingerprint, job.task_uuid))
         return 1
 
-    def _copy_from(self, conn: sqlite3.Connection, aside: Path) -> None:
-        """Copy what can still be read from a set-aside store (best effort)."""
-        try:
-            source = sqlite3.connect(f"{aside.resolve().as_uri()}?mode=ro", uri=True,
-                                     timeout=1.0)
-        except (sqlite3.Error, ValueError, OSError):
-            return
-        copied = 0
-        try:
-            for table, columns in TABLE_COLUMNS.items():
-                if table in ("schema_version", "meta"):
-                    continue
-                try:
-                    rows = source.execute(
-                        f"SELECT {', '.join(columns)} FROM {table}").fetchall()
-                except sqlite3.Error:
-                    continue
-                for row in rows:
-                    copied += self._copy_row(conn, table, columns, row)
-        finally:
-            source.close()
-        if copied:
-            log.warning("Runware store: copied %d record(s) from the set-aside file %s",
-                        copied, aside.name)
-
-    def _copy_row(self, conn: sqlite3.Connection, table: str, columns: tuple,
+    def _copy_row(self, conn: Connection, table: str, columns: tuple,
                   row: tuple) -> int:
         if table == "jobs":
             job = _job_from_row(row)
@@ -1115,7 +1257,7 @@ def _legacy_journal(data: dict, fallback: str) -> tuple[JobRecord, list[ResultRe
     return job, [], "journal"
 
 
-try:
+if sys.platform != "win32":
     import fcntl
 
     def lock_fd(fd: int) -> None:
@@ -1124,7 +1266,7 @@ try:
     def unlock_fd(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
-except ImportError:  # Windows
+else:  # Windows
     import msvcrt
 
     def lock_fd(fd: int) -> None:

@@ -7,15 +7,21 @@ violation reported under the **node input** the user can change, not only the AP
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import ValidationError
+from .options import (
+    AcceleratorOptions,
+    DeliveryOptions,
+    SpeakerOptions,
+    TTSOptions,
+    check_node_inputs,
+    on_time_grid,
+)
 from .ovi_prompt import check_prompt
 from .spec import (
     OVI_MODEL,
@@ -23,15 +29,14 @@ from .spec import (
     MediaFacts,
     SpecViolation,
     check_media,
-    find_surrogate,
-    url_scheme_problem,
     validate_task,
 )
 
 SAFETY_MODES = ("off", "fast", "full")
 OUTPUT_FORMATS = ("MP4", "WEBM", "MOV")
-CACHE_UNITS = ("steps", "percent")
 EXTENSIONS = {"MP4": "mp4", "WEBM": "webm", "MOV": "mov"}
+# The length of an Ovi clip (the model has no duration parameter).
+OVI_CLIP_SECONDS = 5.0
 
 # API path (prefix) -> the node input that sets it. Longest prefix wins.
 OVI_FIELDS: dict[str, str] = {
@@ -70,6 +75,85 @@ DELIVERY_FIELDS: dict[str, str] = {
 PLACEHOLDER = "00000000-0000-4000-8000-{:012d}"
 
 
+# -- the tasks, as sent ------------------------------------------------------------------
+
+
+class Safety(TypedDict):
+    checkContent: bool
+    mode: str
+
+
+class VideoTask(TypedDict, total=False):
+    """The fields every ``videoInference`` task of the pack has (delivery ones if set)."""
+
+    taskType: str
+    taskUUID: str
+    model: str
+    deliveryMethod: str
+    outputType: str
+    includeCost: bool
+    numberResults: int
+    outputFormat: str
+    outputQuality: int
+    safety: Safety
+    webhookURL: str
+    uploadEndpoint: str
+    ttl: int
+
+
+class OviAdvanced(TypedDict, total=False):
+    videoCFGScale: float
+    audioCFGScale: float
+    videoNegativePrompt: str
+    audioNegativePrompt: str
+    slgLayer: int
+
+
+class OviInputs(TypedDict):
+    image: str
+
+
+class OviTask(VideoTask, total=False):
+    positivePrompt: str
+    seed: int
+    steps: int
+    fps: int
+    advancedFeatures: OviAdvanced
+    acceleratorOptions: AcceleratorOptions
+    inputs: OviInputs  # only image-to-video: text-to-video leaves ``inputs`` out
+
+
+class Sync3Inputs(TypedDict, total=False):
+    video: str
+    audio: str
+
+
+class Speech(TypedDict):
+    text: str
+    voice: str
+
+
+class SegmentItem(TypedDict, total=False):
+    startTime: float
+    endTime: float
+    audio: str
+    audioStartTime: float
+    audioEndTime: float
+
+
+class Sync3Settings(TypedDict, total=False):
+    syncMode: str
+    segments: list[SegmentItem]
+    activeSpeakerDetection: SpeakerOptions
+    tts: TTSOptions
+
+
+class Sync3Task(VideoTask, total=False):
+    inputs: Sync3Inputs
+    speech: Speech
+    settings: Sync3Settings
+
+
 @dataclass(frozen=True)
 class Upload:
     """One input medium to upload; its UUID replaces ``placeholder`` in the task."""
@@ -84,10 +168,18 @@ class Upload:
 @dataclass
 class PreparedJob:
     model: str
-    task: dict[str, Any]
+    task: OviTask | Sync3Task
     uploads: list[Upload] = field(default_factory=list)
     # Seconds of the input video (sync-3): what its price scales with (see spend.py).
     video_seconds: float | None = None
+
+    @property
+    def result_seconds(self) -> float | None:
+        """How long a result video of this job is: Ovi's clip, sync-3's input video (every
+        sync mode fits the audio to it); None when unknown. Bounds the download's size."""
+        if self.model == OVI_MODEL:
+            return OVI_CLIP_SECONDS
+        return self.video_seconds
 
     @property
     def number_results(self) -> int:
@@ -144,37 +236,11 @@ def raise_for_violations(
     )
 
 
-def check_node_inputs(node: str, **values: Any) -> None:
-    """NaN / infinite floats and unpaired surrogates in text: an error naming the input.
-
-    Called first by every node builder (keyword = the input's name as the error should
-    show it). JSON cannot carry either, and both would otherwise surface later as a
-    confusing range error, a silent default, or a crash while encoding the request.
-    """
-    for name, value in values.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationError(
-                f"{node}: {name} is {value}, not a number", parameter=name,
-                hint=f"Set {name} to a finite number (it may come from a hand-edited "
-                "workflow or an API prompt).",
-            )
-        if isinstance(value, str):
-            index = find_surrogate(value)
-            if index is not None:
-                raise ValidationError(
-                    f"{node}: {name} contains an unpaired surrogate character "
-                    f"(U+{ord(value[index]):04X} at character {index}) that cannot be sent "
-                    "as UTF-8", parameter=name,
-                    hint="It is usually half of an emoji cut off by copy and paste: delete "
-                    "that character and type it again.",
-                )
-
-
 # -- shared option groups ------------------------------------------------------------
 
 
 def apply_output_options(
-    task: dict[str, Any], *, number_results: int, output_format: str, output_quality: int,
+    task: VideoTask, *, number_results: int, output_format: str, output_quality: int,
     safety: str,
 ) -> None:
     task["numberResults"] = int(number_results)
@@ -191,137 +257,79 @@ def apply_output_options(
     )
 
 
-def delivery_options(webhook_url: str = "", upload_endpoint: str = "", ttl: int = 0) -> dict:
-    """The ``RunwareDelivery`` node's value: only what the user set is sent.
-
-    Both URLs must be http(s): Runware POSTs / PUTs to them (the spec's own words).
-    """
-    check_node_inputs("RunwareDelivery", **{"delivery.webhook_url": webhook_url,
-                                            "delivery.upload_endpoint": upload_endpoint})
-    options: dict[str, Any] = {}
-    for name, field_name, purpose, value in (
-        ("webhook_url", "webhookURL", "sends each finished result there by HTTP POST",
-         webhook_url),
-        ("upload_endpoint", "uploadEndpoint", "uploads the file there by HTTP PUT",
-         upload_endpoint),
-    ):
-        if not (value and value.strip()):
-            continue
-        problem = url_scheme_problem(value.strip(), name, purpose)
-        if problem:
-            raise ValidationError(
-                f"RunwareDelivery: {problem}", parameter=f"delivery.{name}",
-                hint="Use the http:// or https:// address of your endpoint, or leave it empty.",
-            )
-        options[field_name] = value.strip()
-    if ttl:
-        if int(ttl) < 60:
-            raise ValidationError(
-                f"delivery.ttl must be 0 (not sent) or at least 60 seconds, got {ttl}",
-                parameter="delivery.ttl",
-            )
-        options["ttl"] = int(ttl)
-    return options
-
-
-def accelerator_options(
-    tea_cache: bool = False,
-    tea_cache_distance: float = 0.5,
-    cache_unit: str = "steps",
-    cache_start: int = -1,
-    cache_end: int = -1,
-    cache_max_consecutive_steps: int = 3,
-) -> dict:
-    """The ``RunwareAccelerator`` node's value (``acceleratorOptions``).
-
-    Cache start/end are given in one unit, steps or percent, so the spec's "not both"
-    rule holds by construction; -1 leaves a bound unset.
-    """
-    check_node_inputs("RunwareAccelerator",
-                      **{"accelerator.tea_cache_distance": tea_cache_distance})
-    if cache_unit not in CACHE_UNITS:
-        raise ValidationError(
-            f"accelerator.cache_unit must be steps or percent, got {cache_unit!r}",
-            parameter="accelerator.cache_unit",
-        )
-    options: dict[str, Any] = {
-        "teaCache": bool(tea_cache),
-        "teaCacheDistance": round(float(tea_cache_distance), 2),
-        "cacheMaxConsecutiveSteps": int(cache_max_consecutive_steps),
-    }
-    suffix = "" if cache_unit == "steps" else "Percentage"
-    if int(cache_start) >= 0:
-        options[f"cacheStartStep{suffix}"] = int(cache_start)
-    if int(cache_end) >= 0:
-        options[f"cacheEndStep{suffix}"] = int(cache_end)
-    return options
-
-
 # -- Ovi -------------------------------------------------------------------------------
 
 
-def prepare_ovi(
-    *,
-    prompt: str,
-    seed: int,
-    steps: int,
-    fps: int,
-    video_cfg_scale: float,
-    audio_cfg_scale: float,
-    image_png: bytes | None = None,
-    video_negative_prompt: str = "",
-    audio_negative_prompt: str = "",
-    slg_layer: int = -1,
-    number_results: int = 1,
-    output_format: str = "MP4",
-    output_quality: int = 95,
-    safety: str = "off",
-    accelerator: Mapping[str, Any] | None = None,
-    delivery: Mapping[str, Any] | None = None,
-    task_uuid: str | None = None,
-) -> PreparedJob:
+@dataclass(frozen=True)
+class OviRequest:
+    """The ``RunwareOvi`` node's inputs, as the core takes them (the image as PNG bytes).
+
+    The names are the node's input names; their defaults live in the node's input table
+    (nodes/ovi.py), which builds this from the node's values.
+    """
+
+    prompt: str
+    seed: int
+    steps: int
+    fps: int
+    video_cfg_scale: float
+    audio_cfg_scale: float
+    video_negative_prompt: str
+    audio_negative_prompt: str
+    slg_layer: int
+    number_results: int
+    output_format: str
+    output_quality: int
+    safety: str
+    image_png: bytes | None = None
+    accelerator: AcceleratorOptions | None = None
+    delivery: DeliveryOptions | None = None
+
+
+def prepare_ovi(request: OviRequest, *, task_uuid: str | None = None) -> PreparedJob:
     """Build and check an Ovi task. Raises ValidationError naming the node input."""
-    check_node_inputs("RunwareOvi", prompt=prompt, video_cfg_scale=video_cfg_scale,
-                      audio_cfg_scale=audio_cfg_scale,
-                      video_negative_prompt=video_negative_prompt,
-                      audio_negative_prompt=audio_negative_prompt)
-    check_prompt(prompt, input_name="prompt")
-    advanced: dict[str, Any] = {
-        "videoCFGScale": float(video_cfg_scale),
-        "audioCFGScale": float(audio_cfg_scale),
+    r = request
+    check_node_inputs("RunwareOvi", prompt=r.prompt, video_cfg_scale=r.video_cfg_scale,
+                      audio_cfg_scale=r.audio_cfg_scale,
+                      video_negative_prompt=r.video_negative_prompt,
+                      audio_negative_prompt=r.audio_negative_prompt)
+    check_prompt(r.prompt, input_name="prompt")
+    advanced: OviAdvanced = {
+        "videoCFGScale": float(r.video_cfg_scale),
+        "audioCFGScale": float(r.audio_cfg_scale),
     }
-    if video_negative_prompt and video_negative_prompt.strip():
-        advanced["videoNegativePrompt"] = video_negative_prompt.strip()
-    if audio_negative_prompt and audio_negative_prompt.strip():
-        advanced["audioNegativePrompt"] = audio_negative_prompt.strip()
-    if int(slg_layer) != -1:
-        advanced["slgLayer"] = int(slg_layer)
-    task: dict[str, Any] = {
+    if r.video_negative_prompt and r.video_negative_prompt.strip():
+        advanced["videoNegativePrompt"] = r.video_negative_prompt.strip()
+    if r.audio_negative_prompt and r.audio_negative_prompt.strip():
+        advanced["audioNegativePrompt"] = r.audio_negative_prompt.strip()
+    if int(r.slg_layer) != -1:
+        advanced["slgLayer"] = int(r.slg_layer)
+    task: OviTask = {
         "taskType": "videoInference",
         "taskUUID": task_uuid or str(uuid.uuid4()),
         "model": OVI_MODEL,
-        "positivePrompt": prompt,
-        "seed": int(seed),
-        "steps": int(steps),
-        "fps": int(fps),
+        "positivePrompt": r.prompt,
+        "seed": int(r.seed),
+        "steps": int(r.steps),
+        "fps": int(r.fps),
         "advancedFeatures": advanced,
         "deliveryMethod": "async",
         "outputType": "URL",
         "includeCost": True,
     }
-    apply_output_options(task, number_results=number_results, output_format=output_format,
-                         output_quality=output_quality, safety=safety)
-    if accelerator:
-        task["acceleratorOptions"] = dict(accelerator)
-    if delivery:
-        task.update(delivery)
+    apply_output_options(task, number_results=r.number_results, output_format=r.output_format,
+                         output_quality=r.output_quality, safety=r.safety)
+    if r.accelerator:
+        task["acceleratorOptions"] = AcceleratorOptions(**r.accelerator)
+    if r.delivery:
+        task.update(r.delivery)
     uploads: list[Upload] = []
-    if image_png is not None:
+    if r.image_png is not None:
         placeholder = PLACEHOLDER.format(1)
         # Without an image the request is text-to-video and `inputs` is left out (see the
         # Ovi discrepancy in the protocol notes).
         task["inputs"] = {"image": placeholder}
-        uploads.append(Upload("image", placeholder, image_png, "image/png", "imageUpload"))
+        uploads.append(Upload("image", placeholder, r.image_png, "image/png", "imageUpload"))
     violations = validate_task(task)
     if not violations:  # the same media rules the double applies (an image is an image)
         violations = check_media(task, {PLACEHOLDER.format(1): MediaFacts(kind="image")}.get)
@@ -332,7 +340,6 @@ def prepare_ovi(
 # -- sync-3 ----------------------------------------------------------------------------
 
 SYNC_MODES = ("cut_off", "bounce", "silence", "remap")
-SPEAKER_MODES = ("auto", "point", "boxes")
 
 SYNC3_FIELDS: dict[str, str] = {
     "inputs.video": "video",
@@ -416,21 +423,17 @@ def check_sync3_sources(
         )
 
 
-def _seconds(value: float) -> float:
-    return round(float(value), 2)
-
-
-def _segment_items(segments: list[Segment]) -> list[dict[str, Any]]:
+def _segment_items(segments: list[Segment]) -> list[SegmentItem]:
     """The API's ``settings.segments``: times on the spec's 0.01 s grid."""
-    out: list[dict[str, Any]] = []
+    out: list[SegmentItem] = []
     for i, seg in enumerate(segments, start=1):
-        item: dict[str, Any] = {"startTime": _seconds(seg.start_time),
-                                "endTime": _seconds(seg.end_time),
-                                "audio": PLACEHOLDER.format(100 + i)}
+        item: SegmentItem = {"startTime": on_time_grid(seg.start_time),
+                             "endTime": on_time_grid(seg.end_time),
+                             "audio": PLACEHOLDER.format(100 + i)}
         if seg.audio_start_time is not None:
-            item["audioStartTime"] = _seconds(seg.audio_start_time)
+            item["audioStartTime"] = on_time_grid(seg.audio_start_time)
         if seg.audio_end_time is not None:
-            item["audioEndTime"] = _seconds(seg.audio_end_time)
+            item["audioEndTime"] = on_time_grid(seg.audio_end_time)
         out.append(item)
     return out
 
@@ -442,170 +445,89 @@ def video_media_facts(video: VideoFacts) -> MediaFacts:
                       duration=video.duration, has_audio=False)
 
 
-def prepare_sync3(
-    *,
-    video_source: bytes | Path,
-    video_mime: str,
-    video: VideoFacts,
-    sync_mode: str = "cut_off",
-    audio_source: bytes | Path | None = None,
-    audio_mime: str = "audio/flac",
-    speech_text: str = "",
-    voice: str = "auto",
-    segments: list[Segment] | None = None,
-    speaker: Mapping[str, Any] | None = None,
-    tts: Mapping[str, Any] | None = None,
-    number_results: int = 1,
-    output_format: str = "MP4",
-    output_quality: int = 95,
-    safety: str = "off",
-    delivery: Mapping[str, Any] | None = None,
-    task_uuid: str | None = None,
-) -> PreparedJob:
+@dataclass(frozen=True)
+class Sync3Request:
+    """The ``RunwareSync3`` node's inputs, as the core takes them: the video and audio
+    already converted to files (with what the video reveals), the helper nodes' values.
+
+    The widget names are the node's input names; their defaults live in the node's input
+    table (nodes/sync3.py).
+    """
+
+    video_source: bytes | Path
+    video_mime: str
+    video: VideoFacts
+    sync_mode: str
+    speech_text: str
+    voice: str
+    number_results: int
+    output_format: str
+    output_quality: int
+    safety: str
+    audio_source: bytes | Path | None = None
+    audio_mime: str = "audio/flac"
+    segments: list[Segment] | None = None
+    speaker: SpeakerOptions | None = None
+    tts: TTSOptions | None = None
+    delivery: DeliveryOptions | None = None
+
+
+def prepare_sync3(request: Sync3Request, *, task_uuid: str | None = None) -> PreparedJob:
     """Build and check a sync-3 task from converted media and what it reveals.
 
     The boundary rules (segment ends, speaker point, frame number, boxes) are the spec
     module's ``check_media``, the same code the local double runs on the uploaded files.
     """
-    check_node_inputs("RunwareSync3", speech_text=speech_text, voice=voice)
-    speech_text = (speech_text or "").strip()
-    check_sync3_sources(video=True, images=False, audio=audio_source is not None,
-                        speech_text=bool(speech_text), segments=bool(segments),
-                        tts=bool(tts))
-    if sync_mode not in SYNC_MODES:
+    r = request
+    check_node_inputs("RunwareSync3", speech_text=r.speech_text, voice=r.voice)
+    speech_text = (r.speech_text or "").strip()
+    check_sync3_sources(video=True, images=False, audio=r.audio_source is not None,
+                        speech_text=bool(speech_text), segments=bool(r.segments),
+                        tts=bool(r.tts))
+    if r.sync_mode not in SYNC_MODES:
         raise ValidationError(
-            f"sync_mode must be one of {', '.join(SYNC_MODES)}, got {sync_mode!r}",
+            f"sync_mode must be one of {', '.join(SYNC_MODES)}, got {r.sync_mode!r}",
             parameter="sync_mode",
         )
-    settings: dict[str, Any] = {"syncMode": sync_mode}
-    task: dict[str, Any] = {
+    settings: Sync3Settings = {"syncMode": r.sync_mode}
+    inputs: Sync3Inputs = {"video": PLACEHOLDER.format(1)}
+    task: Sync3Task = {
         "taskType": "videoInference",
         "taskUUID": task_uuid or str(uuid.uuid4()),
         "model": SYNC3_MODEL,
-        "inputs": {"video": PLACEHOLDER.format(1)},
+        "inputs": inputs,
         "deliveryMethod": "async",
         "outputType": "URL",
         "includeCost": True,
     }
-    facts: dict[str, MediaFacts] = {PLACEHOLDER.format(1): video_media_facts(video)}
-    uploads = [Upload("video", PLACEHOLDER.format(1), video_source, video_mime, "mediaStorage")]
-    if audio_source is not None:
-        task["inputs"]["audio"] = PLACEHOLDER.format(2)
+    facts: dict[str, MediaFacts] = {PLACEHOLDER.format(1): video_media_facts(r.video)}
+    uploads = [Upload("video", PLACEHOLDER.format(1), r.video_source, r.video_mime,
+                      "mediaStorage")]
+    if r.audio_source is not None:
+        inputs["audio"] = PLACEHOLDER.format(2)
         facts[PLACEHOLDER.format(2)] = MediaFacts(kind="audio")
-        uploads.append(Upload("audio", PLACEHOLDER.format(2), audio_source, audio_mime,
+        uploads.append(Upload("audio", PLACEHOLDER.format(2), r.audio_source, r.audio_mime,
                               "mediaStorage"))
     if speech_text:
-        task["speech"] = {"text": speech_text, "voice": (voice or "").strip() or "auto"}
-    if segments:
-        settings["segments"] = _segment_items(segments)
-        for i, seg in enumerate(segments, start=1):
+        task["speech"] = {"text": speech_text, "voice": (r.voice or "").strip() or "auto"}
+    if r.segments:
+        settings["segments"] = _segment_items(r.segments)
+        for i, seg in enumerate(r.segments, start=1):
             placeholder = PLACEHOLDER.format(100 + i)
             facts[placeholder] = MediaFacts(kind="audio", duration=seg.audio_duration)
             uploads.append(Upload(f"segments[{i}].audio", placeholder, seg.source, seg.mime,
                                   "mediaStorage"))
-    if speaker:
-        settings["activeSpeakerDetection"] = dict(speaker)
-    if tts:
-        settings["tts"] = dict(tts)
+    if r.speaker:
+        settings["activeSpeakerDetection"] = SpeakerOptions(**r.speaker)
+    if r.tts:
+        settings["tts"] = TTSOptions(**r.tts)
     task["settings"] = settings
-    apply_output_options(task, number_results=number_results, output_format=output_format,
-                         output_quality=output_quality, safety=safety)
-    if delivery:
-        task.update(delivery)
+    apply_output_options(task, number_results=r.number_results, output_format=r.output_format,
+                         output_quality=r.output_quality, safety=r.safety)
+    if r.delivery:
+        task.update(r.delivery)
     violations = validate_task(task)
     if not violations:
         violations = check_media(task, facts.get)
     raise_for_violations(violations, {**SYNC3_FIELDS, **DELIVERY_FIELDS}, "RunwareSync3")
-    return PreparedJob(SYNC3_MODEL, task, uploads, video_seconds=float(video.duration))
-
-
-def segment_options(start_time: float, end_time: float, audio_start_time: float = -1.0,
-                    audio_end_time: float = -1.0) -> dict[str, Any]:
-    """The times of one ``RunwareSync3Segment`` (seconds, rounded to the spec's 0.01 s).
-
-    -1 leaves an audio bound unset; the two audio bounds go together. Whether the
-    segment fits the video is checked by the sync-3 node, which knows the video.
-    """
-    check_node_inputs("RunwareSync3Segment", start_time=start_time, end_time=end_time,
-                      audio_start_time=audio_start_time, audio_end_time=audio_end_time)
-    if (audio_start_time >= 0) != (audio_end_time >= 0):
-        raise ValidationError(
-            "RunwareSync3Segment: audio_start_time and audio_end_time go together",
-            parameter="audio_end_time",
-            hint="Set both (a range in this audio) or leave both at -1.",
-        )
-    start, end = _seconds(start_time), _seconds(end_time)
-    if end <= start:
-        raise ValidationError(
-            f"RunwareSync3Segment: end_time {end} s must be after start_time {start} s",
-            parameter="end_time",
-        )
-    out: dict[str, Any] = {"start_time": start, "end_time": end,
-                           "audio_start_time": None, "audio_end_time": None}
-    if audio_start_time >= 0:
-        a_start, a_end = _seconds(audio_start_time), _seconds(audio_end_time)
-        if a_end <= a_start:
-            raise ValidationError(
-                f"RunwareSync3Segment: audio_end_time {a_end} s must be after "
-                f"audio_start_time {a_start} s", parameter="audio_end_time",
-            )
-        out["audio_start_time"], out["audio_end_time"] = a_start, a_end
-    return out
-
-
-def speaker_options(mode: str, x: float = 0, y: float = 0, frame_number: int = 0,
-                    boxes: str = "") -> dict[str, Any]:
-    """The ``RunwareSync3Speaker`` node's value (``settings.activeSpeakerDetection``).
-
-    A point is a pixel of the frame (0 <= x < width); boxes are one [x1, y1, x2, y2] per
-    frame. Both are checked against the video by the sync-3 node.
-    """
-    check_node_inputs("RunwareSync3Speaker", x=x, y=y, boxes=boxes)
-    if mode == "auto":
-        return {"autoDetect": True}
-    if mode == "point":
-        return {"coordinates": [float(x), float(y)], "frameNumber": int(frame_number)}
-    if mode == "boxes":
-        try:
-            parsed = json.loads(boxes or "", parse_constant=_no_json_constant)
-        except ValueError as exc:
-            where = (f" ({exc.msg} at character {exc.pos})"
-                     if isinstance(exc, json.JSONDecodeError) else f" ({exc})")
-            raise ValidationError(
-                f"speaker boxes is not valid JSON{where}",
-                parameter="boxes",
-                hint="Write a JSON list with one [x1, y1, x2, y2] per frame, e.g. "
-                "[[10, 20, 110, 140], [12, 20, 112, 140]].",
-            ) from None
-        if not isinstance(parsed, list) or not parsed or not all(
-            isinstance(b, list) and len(b) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                    and math.isfinite(v) for v in b)
-            for b in parsed
-        ):
-            raise ValidationError(
-                "speaker boxes must be a non-empty JSON list of [x1, y1, x2, y2] numbers",
-                parameter="boxes", hint="One box per frame of the video.",
-            )
-        return {"boundingBoxes": [[float(v) for v in b] for b in parsed]}
-    raise ValidationError(
-        f"speaker mode must be one of {', '.join(SPEAKER_MODES)}, got {mode!r}",
-        parameter="mode",
-    )
-
-
-def _no_json_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def tts_options(provider: str = "elevenlabs", stability: float = -1.0,
-                similarity_boost: float = -1.0) -> dict[str, Any]:
-    """The ``RunwareSync3TTS`` node's value (``settings.tts``); -1 = provider default."""
-    check_node_inputs("RunwareSync3TTS", provider=provider, stability=stability,
-                      similarity_boost=similarity_boost)
-    options: dict[str, Any] = {"provider": (provider or "").strip() or "elevenlabs"}
-    if stability >= 0:
-        options["stability"] = round(float(stability), 2)
-    if similarity_boost >= 0:
-        options["similarityBoost"] = round(float(similarity_boost), 2)
-    return options
+    return PreparedJob(SYNC3_MODEL, task, uploads, video_seconds=float(r.video.duration))

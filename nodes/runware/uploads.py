@@ -7,15 +7,16 @@ for ``max_age`` (25 days by default); the store makes this survive restarts.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .logs import get_logger
+
 if TYPE_CHECKING:
     from .store import Store
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 DEFAULT_MAX_AGE = 25 * 24 * 3600.0
 

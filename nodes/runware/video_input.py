@@ -1,4 +1,5 @@
-"""VIDEO inputs -> a file Runware takes, checked before anything is uploaded or paid.
+"""Video files given as inputs -> a file Runware takes, checked before anything is uploaded
+or paid.
 
 Runware takes MP4, MOV and WEBM. A file already in one of those, with at most two audio
 channels, is uploaded as it is. Anything else is converted the cheapest way that keeps
@@ -6,7 +7,7 @@ the user's pictures untouched:
 
 1. remux: the same video packets in a container Runware takes (no re-encode), e.g. OBS's
    MKV -> MP4. An audio track that container cannot hold, or one with more than two
-   channels, is re-encoded on its own (downmixed to stereo, see ``media.downmix_to_stereo``);
+   channels, is re-encoded on its own (downmixed to stereo, see ``encode.downmix_to_stereo``);
 2. re-encode to H.264 MP4 only when no accepted container holds the video codec (GIF,
    MJPEG, FFV1, ...), upright (display rotation applied) and padded to even sizes.
 
@@ -15,14 +16,13 @@ keyframe interval), so a truncated or damaged file is refused before upload, nam
 node input; every converted file is checked the same way before it is used. ComfyUI's
 ``save_to`` is never used for this (0.3.x drops the first keyframe of an MKV on remux).
 
-Conversions are bit-exact (same input -> same bytes, see ``media.X264_THREADS``): jobs are
+Conversions are bit-exact (same input -> same bytes, see ``encode.X264_THREADS``): jobs are
 fingerprinted from the upload bytes, so a converted input is never paid for twice.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,24 +33,20 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 
-from .. import host
-from .media import (
+from .decode import decode_audio_track, display_size, rotation_of
+from .encode import (
     AAC_RATES,
     BITEXACT_CODEC,
     BITEXACT_MUXER,
-    VIDEO_MIME,
-    MediaError,
     add_h264_stream,
-    decode_audio_track,
-    display_size,
     downmix_to_stereo,
     encoder_frame,
-    frames_to_mp4,
-    rotation_of,
-    sniff_container,
 )
+from .files import atomic_path
+from .logs import get_logger
+from .media import VIDEO_MIME, MediaError, sniff_container
 
-log = logging.getLogger("runware_ovi_sync")
+log = get_logger()
 
 # Containers a video codec can be remuxed into, in order of preference (all play on
 # Runware's FFmpeg-based pipeline). Codecs not listed are re-encoded to H.264.
@@ -157,7 +153,8 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
     Demuxes every packet (no decoding): a read error, a corrupt packet, fewer packets than
     an MP4/MOV index lists, or Matroska/WEBM data ending before its stated duration means
     the file is damaged or cut short. Then decodes from the last keyframe to the end: the
-    tail must decode. Raises :class:`MediaError` naming ``input_name``.
+    tail must decode, with no frame the decoder marks corrupt (H.264 conceals garbled data
+    instead of failing). Raises :class:`MediaError` naming ``input_name``.
     """
     label = _label(source)
     size = _size(source)
@@ -171,7 +168,7 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         ends: dict[int, float] = {}
         v_start, v_end = math.inf, 0.0  # the video's own span (audio may run longer)
         corrupt = 0
-        last_key: int | None = None  # pts of the last video keyframe
+        last_key: int | None = None  # dts (else pts) of the last video keyframe
         last_key_index = 0
         try:
             for pkt in container.demux(*streams):
@@ -187,7 +184,10 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
                     if pkt.stream is vs:
                         v_start, v_end = min(v_start, at), max(v_end, end)
                 if pkt.stream is vs and pkt.is_keyframe:
-                    last_key, last_key_index = ts, counts[vs.index] - 1
+                    # seek by dts: MPEG-TS seeks by it, and a pts past it (B-frames)
+                    # would land after the keyframe and decode nothing
+                    key_ts = pkt.dts if pkt.dts is not None else ts
+                    last_key, last_key_index = key_ts, counts[vs.index] - 1
         except av.error.FFmpegError as exc:
             raise _damaged(input_name, label, f"reading stops with an error ({_short(exc)})") \
                 from None
@@ -224,10 +224,14 @@ def scan_video(source: Path | BinaryIO, input_name: str = "video") -> VideoScan:
         channels = int(astream.codec_context.channels or 0) if astream is not None else 0
         audio_rate = int(astream.codec_context.sample_rate or 0) if astream is not None else 0
         coded = (int(vs.codec_context.width or 0), int(vs.codec_context.height or 0))
-    decoded, rotation, shape = _decode_tail(source, input_name, label, last_key, last_key_index)
+    decoded, garbled, rotation, shape = _decode_tail(source, input_name, label, last_key,
+                                                     last_key_index)
     need = frame_count - last_key_index
     if decoded == 0:
         raise _damaged(input_name, label, f"its last {need} frames do not decode")
+    if garbled:
+        raise _damaged(input_name, label, f"{garbled} of its last {need} frames decode only "
+                                          "with errors (their data is garbled)")
     width, height = display_size(*(shape or coded), rotation)
     if not fps:
         fps = frame_count / (v_end - v_start) if v_end > v_start else 24.0
@@ -248,26 +252,43 @@ def _head(source: Path | BinaryIO) -> bytes:
     return bytes(source.getbuffer()[:64])
 
 
-def _decode_tail(source: Path | BinaryIO, input_name: str, label: str, key_pts: int | None,
-                 key_index: int) -> tuple[int, int, tuple[int, int] | None]:
-    """Decode from the last keyframe to the end: (frames decoded, rotation, (w, h))."""
-    decoded, rotation, shape = 0, 0, None
+def _decode_tail(source: Path | BinaryIO, input_name: str, label: str, key_ts: int | None,
+                 key_index: int) -> tuple[int, int, int, tuple[int, int] | None]:
+    """Decode from the last keyframe to the end.
+
+    Returns (frames decoded, frames garbled, rotation, (w, h)). H.264 hides garbled data:
+    its decoder conceals the damage and raises nothing, but marks the frame corrupt
+    (AV_FRAME_FLAG_CORRUPT), which is counted. (An open GOP's leading pictures, which
+    reference the interval before the seek point, are dropped by the decoder, not
+    marked.)
+    """
+    decoded, garbled = 0, 0
+    rotation, shape = 0, None
+    seek = key_index > 0 and key_ts is not None
     with _open(source, input_name, label) as container:
         vs, _ = _streams(container, input_name, label)
         vs.thread_type = "AUTO"
         try:
-            if key_index > 0 and key_pts is not None:
-                container.seek(key_pts, stream=vs, backward=True, any_frame=False)
-            for frame in container.decode(vs):
-                decoded += 1
-                rotation = rotation_of(frame)
-                shape = (frame.width, frame.height)
+            for attempt in (True, False) if seek else (False,):
+                if attempt:
+                    container.seek(key_ts, stream=vs, backward=True, any_frame=False)
+                elif seek:  # the seek decoded nothing (a demuxer that seeks past it)
+                    log.debug("%s: the seek to the last keyframe of %s decoded nothing; "
+                              "decoding it all", input_name, label)
+                    container.seek(0, backward=True, any_frame=False)
+                for frame in container.decode(vs):
+                    decoded += 1
+                    garbled += bool(getattr(frame, "is_corrupt", False))
+                    rotation = rotation_of(frame)
+                    shape = (frame.width, frame.height)
+                if decoded:
+                    break
         except av.error.FFmpegError as exc:
             raise _damaged(input_name, label,
                            f"its last frames do not decode ({_short(exc)})") from None
     if isinstance(source, io.BytesIO):
         source.seek(0)
-    return decoded, rotation, shape
+    return decoded, garbled, rotation, shape
 
 
 # -- converting ---------------------------------------------------------------------------
@@ -397,33 +418,27 @@ class _Interleaver:
 
 def _remux(source: Path | BinaryIO, dest: Path, container: str, audio: str) -> None:
     """Video packets copied as they are into ``container``; audio copied or re-encoded."""
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with _reopen(source) as inp, \
-                av.open(str(tmp), "w", format=container, options=dict(BITEXACT_MUXER)) as out:
-            vs, astream = _streams(inp, "video", "")
-            ov = _copy_stream(out, vs)
-            oa = None
-            pending = _Interleaver(out, [])
-            if audio == "copy":
-                oa = _copy_stream(out, astream)
-            elif audio == "encode":
-                pending = _Interleaver(out, _audio_packets(source, out, container))
-            wanted = [vs] + ([astream] if oa is not None else [])
-            for pkt in inp.demux(*wanted):
-                if not pkt.size:
-                    continue
-                if pkt.stream is vs:
-                    pending.until(_seconds(pkt))
-                    pkt.stream = ov
-                else:
-                    pkt.stream = oa
-                out.mux(pkt)
-            pending.finish()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp, _reopen(source) as inp, \
+            av.open(str(tmp), "w", format=container, options=dict(BITEXACT_MUXER)) as out:
+        vs, astream = _streams(inp, "video", "")
+        ov = _copy_stream(out, vs)
+        oa = None
+        pending = _Interleaver(out, [])
+        if audio == "copy":
+            oa = _copy_stream(out, astream)
+        elif audio == "encode":
+            pending = _Interleaver(out, _audio_packets(source, out, container))
+        wanted = [vs] + ([astream] if oa is not None else [])
+        for pkt in inp.demux(*wanted):
+            if not pkt.size:
+                continue
+            if pkt.stream is vs:
+                pending.until(_seconds(pkt))
+                pkt.stream = ov
+            else:
+                pkt.stream = oa
+            out.mux(pkt)
+        pending.finish()
 
 
 def _copy_stream(out: Any, template: Any) -> Any:
@@ -523,86 +538,53 @@ def _transcode(source: Path | BinaryIO, dest: Path, scan: VideoScan) -> None:
     Frames get constant timestamps at the file's average rate (a variable-rate GIF keeps
     its length); odd sizes are padded by repeating the edge (H.264 4:2:0 needs even).
     """
-    tmp = dest.with_name(dest.name + ".part")
     rate = Fraction(scan.fps).limit_denominator(1001) if scan.fps > 0 else Fraction(24)
     width, height = scan.width + scan.width % 2, scan.height + scan.height % 2
-    try:
-        with _reopen(source) as inp, \
-                av.open(str(tmp), "w", format="mp4", options=dict(BITEXACT_MUXER)) as out:
-            vs, _ = _streams(inp, "video", "")
-            vs.thread_type = "AUTO"
-            ov = add_h264_stream(out, rate, width, height)
-            pending = _Interleaver(out, _audio_packets(source, out, "mp4")
-                                   if scan.audio_codec else [])
-            index = 0
-            for arr in _upright_frames(inp, vs):
-                h, w = arr.shape[:2]
-                if (w, h) != (width, height):
-                    arr = np.pad(arr, ((0, max(0, height - h)), (0, max(0, width - w)), (0, 0)),
-                                 mode="edge")[:height, :width]
-                frame = encoder_frame(np.ascontiguousarray(arr))
-                frame.pts = index
-                index += 1
-                for pkt in ov.encode(frame):
-                    pending.until(_seconds(pkt))
-                    out.mux(pkt)
-            for pkt in ov.encode(None):
+    with atomic_path(dest) as tmp, _reopen(source) as inp, \
+            av.open(str(tmp), "w", format="mp4", options=dict(BITEXACT_MUXER)) as out:
+        vs, _ = _streams(inp, "video", "")
+        vs.thread_type = "AUTO"
+        ov = add_h264_stream(out, rate, width, height)
+        pending = _Interleaver(out, _audio_packets(source, out, "mp4")
+                               if scan.audio_codec else [])
+        index = 0
+        for arr in _upright_frames(inp, vs):
+            h, w = arr.shape[:2]
+            if (w, h) != (width, height):
+                arr = np.pad(arr, ((0, max(0, height - h)), (0, max(0, width - w)), (0, 0)),
+                             mode="edge")[:height, :width]
+            frame = encoder_frame(np.ascontiguousarray(arr))
+            frame.pts = index
+            index += 1
+            for pkt in ov.encode(frame):
                 pending.until(_seconds(pkt))
                 out.mux(pkt)
-            pending.finish()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(dest)
+        for pkt in ov.encode(None):
+            pending.until(_seconds(pkt))
+            out.mux(pkt)
+        pending.finish()
 
 
-# -- VIDEO input -> upload source ---------------------------------------------------------
+# -- a video file -> upload source ------------------------------------------------------
 
 
-def video_upload_source(
-    video: Any, work_dir: Path, *, input_name: str = "video"
-) -> tuple[Path | bytes, str]:
-    """A ComfyUI VIDEO -> (file path or bytes, mime) for ``mediaStorage``, checked.
+def file_upload_source(source: Path | io.BytesIO, work_dir: Path, *,
+                       input_name: str = "video") -> tuple[Path | bytes, str]:
+    """A video file (or its bytes) -> (file path or bytes, mime) for ``mediaStorage``,
+    checked (:func:`scan_video`) before anything is uploaded.
 
-    A video backed by a file or bytes that pass :func:`scan_video` and already are
-    MP4 / MOV / WEBM with at most two audio channels is sent as it is: no re-encode.
-    Other files are converted (:func:`convert_video_file`). Tensors in memory
-    (VideoFromComponents, or a trimmed/cropped VIDEO whose file is not what the user sees)
-    are encoded once with ``frames_to_mp4``.
+    A file that already is MP4 / MOV / WEBM with at most two audio channels is sent as it
+    is: no re-encode. Other files are converted (:func:`convert_video_file`).
     """
-    if video is None:
-        raise MediaError(f"{input_name} is not connected", parameter=input_name,
-                         hint=f"Connect a VIDEO (e.g. Load Video) to {input_name}.")
-    work_dir = Path(work_dir)
-    if isinstance(video, (str, Path)):
-        source: Any = Path(video)
-    else:
-        source = host.video_file_source(video)
-        if source is None and not hasattr(video, "get_components"):
-            raise MediaError(
-                f"{input_name} must be a VIDEO, got {type(video).__name__}",
-                parameter=input_name, hint=f"Connect a VIDEO output to {input_name}.",
-            )
-    if source is not None and not isinstance(source, io.BytesIO):
+    if not isinstance(source, io.BytesIO):
         source = Path(source)
         if not source.is_file():
             raise MediaError(f"{input_name}: the video file {source} does not exist",
-                             parameter=input_name, hint="Load the video again.")
-    if source is not None:
-        scan = scan_video(source, input_name)
-        if scan.kind in VIDEO_MIME and scan.audio_channels <= 2:
-            log.debug("%s: uploading %s as it is (%s)", input_name, _label(source), scan.kind)
-            if isinstance(source, io.BytesIO):
-                return source.getvalue(), VIDEO_MIME[scan.kind]
-            return source, VIDEO_MIME[scan.kind]
-        return convert_video_file(source, scan, work_dir, input_name)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    components = video.get_components()
-    images = getattr(components, "images", None)
-    frame_rate = getattr(components, "frame_rate", None)
-    log.info("%s: encoding the video's frames to MP4", input_name)
-    dest = frames_to_mp4(images, float(frame_rate) if frame_rate else 0.0,
-                         work_dir / f"{input_name}.mp4", getattr(components, "audio", None),
-                         input_name=input_name, fps_name=f"{input_name} frame rate",
-                         audio_name=f"{input_name} audio")
-    return dest, VIDEO_MIME["mp4"]
+                                  parameter=input_name, hint="Load the video again.")
+    scan = scan_video(source, input_name)
+    if scan.kind in VIDEO_MIME and scan.audio_channels <= 2:
+        log.debug("%s: uploading %s as it is (%s)", input_name, _label(source), scan.kind)
+        if isinstance(source, io.BytesIO):
+            return source.getvalue(), VIDEO_MIME[scan.kind]
+        return source, VIDEO_MIME[scan.kind]
+    return convert_video_file(source, scan, Path(work_dir), input_name)

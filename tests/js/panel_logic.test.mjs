@@ -3,9 +3,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  COPY_LABEL,
+  COPY_RESET_MS,
   EVENT,
   ROUTES,
   applyLiveEvent,
+  copyLabel,
+  copyWith,
   describeLimitStatus,
   formatDuration,
   formatUsd,
@@ -183,4 +187,35 @@ test("Recover messages", () => {
     { text: "This job is being recovered already.", kind: "error" });
   assert.equal(recoverMessage(500, null).text, "Recover failed (HTTP 500).");
   assert.equal(recoverMessage(0, null).text, "Could not reach ComfyUI.");
+});
+
+
+test("copying a taskUUID: the clipboard API, else the fallback, and what the button says", async () => {
+  const task = "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed";
+  const calls = [];
+  const clipboard = { writeText: async (text) => { calls.push(["clipboard", text]); } };
+  const fallback = (text) => { calls.push(["fallback", text]); return true; };
+  assert.deepEqual(await copyWith(task, clipboard, fallback), { ok: true, method: "clipboard" });
+  assert.deepEqual(calls, [["clipboard", task]]); // no fallback when the clipboard took it
+
+  // Plain http on another machine: no clipboard API at all, or one that refuses.
+  calls.length = 0;
+  assert.deepEqual(await copyWith(task, undefined, fallback), { ok: true, method: "fallback" });
+  const refusing = { writeText: async () => { throw new Error("NotAllowedError"); } };
+  assert.deepEqual(await copyWith(task, refusing, fallback), { ok: true, method: "fallback" });
+  const throwing = { writeText: () => { throw new TypeError("no"); } }; // not even a promise
+  assert.deepEqual(await copyWith(task, throwing, fallback), { ok: true, method: "fallback" });
+  assert.deepEqual(calls, [["fallback", task], ["fallback", task], ["fallback", task]]);
+
+  // The fallback fails: it says so or throws; copyWith never throws.
+  assert.deepEqual(await copyWith(task, undefined, () => false), { ok: false, method: "fallback" });
+  assert.deepEqual(await copyWith(task, undefined, () => undefined),
+    { ok: false, method: "fallback" });
+  assert.deepEqual(await copyWith(task, refusing, () => { throw new Error("denied"); }),
+    { ok: false, method: "fallback" });
+
+  assert.equal(copyLabel(true), "Copied");
+  assert.equal(copyLabel(false), "Copy failed");
+  assert.equal(COPY_LABEL, "Copy");
+  assert.ok(COPY_RESET_MS >= 1000 && COPY_RESET_MS <= 5000);
 });

@@ -277,3 +277,33 @@ export function recoverMessage(status, body) {
   if (status === 0) return { text: "Could not reach ComfyUI.", kind: "error" };
   return { text: error || `Recover failed (HTTP ${status}).`, kind: "error" };
 }
+
+/** The taskUUID copy button's resting label, and how long its answer stays before it. */
+export const COPY_LABEL = "Copy";
+export const COPY_RESET_MS = 1500;
+
+/**
+ * Copy text: the clipboard API first; if it is missing or refuses (plain http on another
+ * machine is not a "secure context": no clipboard API there), the fallback (the panel's
+ * selected textarea + execCommand("copy")), which returns whether it copied. Returns
+ * {ok, method: "clipboard" | "fallback"}; never throws.
+ */
+export async function copyWith(text, clipboard, fallback) {
+  try {
+    await clipboard.writeText(text);
+    return { ok: true, method: "clipboard" };
+  } catch {
+    let ok = false;
+    try {
+      ok = fallback(text) === true;
+    } catch {
+      ok = false;
+    }
+    return { ok, method: "fallback" };
+  }
+}
+
+/** What the copy button says after a copy, until COPY_RESET_MS later. */
+export function copyLabel(ok) {
+  return ok ? "Copied" : "Copy failed";
+}

@@ -11,9 +11,13 @@ import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
 import {
+  COPY_LABEL,
+  COPY_RESET_MS,
   EVENT,
   ROUTES,
   applyLiveEvent,
+  copyLabel,
+  copyWith,
   describeLimitStatus,
   jobRow,
   jobsQuery,
@@ -136,24 +140,17 @@ function postJson(path, payload) {
     body: JSON.stringify(payload) });
 }
 
-async function copyText(text) {
+// The DOM half of copying (copyWith in panel_logic.js decides when it is used): a
+// selected, invisible textarea and execCommand("copy"), removed again either way.
+function copyBySelection(text) {
+  const area = el("textarea", { style: { position: "fixed", opacity: "0" } });
+  area.value = text;
+  document.body.append(area);
+  area.select();
   try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // Plain http on another machine is not a "secure context": no clipboard API there.
-    const area = el("textarea", { style: { position: "fixed", opacity: "0" } });
-    area.value = text;
-    document.body.append(area);
-    area.select();
-    let ok = false;
-    try {
-      ok = document.execCommand("copy");
-    } catch {
-      ok = false;
-    }
+    return document.execCommand("copy");
+  } finally {
     area.remove();
-    return ok;
   }
 }
 
@@ -248,10 +245,10 @@ function liveList() {
 function jobCard(job) {
   const row = jobRow(job);
   const message = state.messages.get(row.task);
-  const copy = button("Copy", "Copy the taskUUID", async (event) => {
-    const ok = await copyText(row.task);
-    event.target.textContent = ok ? "Copied" : "Copy failed";
-    setTimeout(() => { event.target.textContent = "Copy"; }, 1500);
+  const copy = button(COPY_LABEL, "Copy the taskUUID", async (event) => {
+    const { ok } = await copyWith(row.task, navigator.clipboard, copyBySelection);
+    event.target.textContent = copyLabel(ok);
+    setTimeout(() => { event.target.textContent = COPY_LABEL; }, COPY_RESET_MS);
   });
   const badge = el("span", { className: "rw-badge", text: row.status.label,
     style: { color: COLORS[row.status.kind], borderColor: COLORS[row.status.kind] } });
@@ -409,8 +406,13 @@ function renderLimitSetting() {
     status.textContent = typeof body === "string" ? body : describeLimitStatus(body);
     status.style.color = kind === "error" ? COLORS.error : kind === "ok" ? COLORS.ok : "";
   };
+  // The first read may answer after the user has typed or saved: it must not overwrite
+  // their text or the message their save (or a refused value) put up.
+  let touched = false;
+  input.addEventListener("input", () => { touched = true; });
   const load = async () => {
     const r = await request(ROUTES.limit);
+    if (touched) return;
     if (!r.ok) {
       show(r.body?.error || `Could not read the limit (HTTP ${r.status}).`, "error");
       return;
@@ -419,6 +421,7 @@ function renderLimitSetting() {
     show(r.body, r.body.error ? "error" : "info");
   };
   const doSave = async () => {
+    touched = true;
     const parsed = parseLimitInput(input.value);
     if (!parsed.ok) {
       show(parsed.error, "error");

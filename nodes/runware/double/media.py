@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import logging
 import math
 import re
 import zlib
@@ -30,7 +29,9 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-log = logging.getLogger("runware_ovi_sync.double.media")
+from ..logs import get_logger
+
+log = get_logger("double.media")
 
 OUTPUT_FORMATS = ("MP4", "WEBM", "MOV")
 EXT_FOR_FORMAT = {"MP4": "mp4", "WEBM": "webm", "MOV": "mov"}

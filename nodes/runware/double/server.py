@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import http.server
 import json
-import logging
 import random
 import shutil
 import socket
@@ -51,9 +50,11 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .. import spec as specmod
+from ..files import atomic_write
+from ..logs import get_logger
 from . import media
 
-log = logging.getLogger("runware_ovi_sync.double")
+log = get_logger("double")
 
 LONG_STRING = 200
 DEFAULT_CODES: dict[int, str] = {
@@ -385,7 +386,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            if parsed is not None:
+            if isinstance(parsed, tuple):
                 start, end = parsed
                 status = 206
         length = max(0, end - start + 1)
@@ -858,7 +859,7 @@ class RunwareDouble:
         assert self.storage_dir is not None
         media_uuid = str(uuidlib.uuid4())
         path = self.storage_dir / f"{media_uuid}.{info.ext}"
-        path.write_bytes(data)
+        atomic_write(path, data)
         stored = StoredMedia(
             media_uuid, path, info, origin, f"{self.files_url}/{path.name}", task_uuid
         )

@@ -1,31 +1,31 @@
-"""What the model nodes share: input declarations, the delivery node, running a job.
+"""Running a model node's job: the live status on the node, the result cache, ComfyUI's
+interrupt, and the five outputs made from the downloaded results.
 
-Node classes stay declarative; everything here is plain Python over the core.
+Node classes stay declarative: they build a request and hand it to :func:`run_job`
+(Ovi, sync-3) or, for Runware Fetch Result, use the pieces here around ``fetch_task``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from . import host, spend_panel
-from .runware import media
-from .runware.cache import ResultCache, cache_settings_from_env, pin_file
+from .context import client_config, key_file, result_cache  # noqa: F401 (re-exported)
+from .graph import linked_outputs, running_outputs_fingerprint
+from .inputs import TableNode
+from .runware.cache import pin_file
 from .runware.client import Progress
-from .runware.config import ClientConfig
 from .runware.errors import CancelledError, RunwareError, scrub
 from .runware.jobs import JobResult, run_cached_job
-from .runware.keystore import KEY_FILE_NAME
-from .runware.tasks import OUTPUT_FORMATS, SAFETY_MODES, PreparedJob, delivery_options
+from .runware.logs import get_logger
+from .runware.media import NotEnoughMemoryError, ResultDecodeError
+from .runware.tasks import PreparedJob
+from .video_io import result_outputs
 
-log = logging.getLogger("runware_ovi_sync")
-
-CATEGORY = "Runware"
-DELIVERY_TYPE = "RUNWARE_DELIVERY"
+log = get_logger()
 
 MODEL_OUTPUTS = ("VIDEO", "IMAGE", "AUDIO", "FLOAT", "STRING")
 MODEL_OUTPUT_NAMES = ("video", "images", "audio", "fps", "info")
@@ -38,86 +38,6 @@ MODEL_OUTPUT_TOOLTIPS = (
 )
 # Every output is a list (one entry per result): number_results decides its length.
 MODEL_OUTPUT_IS_LIST = (True,) * len(MODEL_OUTPUTS)
-
-
-def INT(default: int, lo: int, hi: int, tooltip: str, **extra: Any) -> tuple:  # noqa: N802
-    return ("INT", {"default": default, "min": lo, "max": hi, "step": 1,
-                    "tooltip": tooltip, **extra})
-
-
-def FLOAT(default: float, lo: float, hi: float, step: float, tooltip: str,  # noqa: N802
-          **extra: Any) -> tuple:
-    return ("FLOAT", {"default": default, "min": lo, "max": hi, "step": step,
-                      "round": step, "tooltip": tooltip, **extra})
-
-
-def STRING(tooltip: str, default: str = "", multiline: bool = False) -> tuple:  # noqa: N802
-    return ("STRING", {"default": default, "multiline": multiline, "tooltip": tooltip})
-
-
-def output_inputs(max_results: int) -> dict[str, tuple]:
-    """The optional inputs both model nodes share, in their public order."""
-    return {
-        "number_results": INT(1, 1, max_results,
-                              f"How many videos to make (1-{max_results}); each is paid. "
-                              "Every output becomes a list with one entry per result."),
-        "output_format": (list(OUTPUT_FORMATS), {
-            "default": "MP4",
-            "tooltip": "Container Runware returns: MP4 (H.264, plays everywhere), WEBM, "
-                       "or MOV.",
-        }),
-        "output_quality": INT(95, 20, 99, "Compression quality of the returned file "
-                                          "(higher = better and larger)."),
-        "safety": (list(SAFETY_MODES), {
-            "default": "off",
-            "tooltip": "Runware content check: off; fast checks key frames; full checks "
-                       "every frame.",
-        }),
-    }
-
-
-DELIVERY_INPUT = (DELIVERY_TYPE, {
-    "tooltip": "Optional webhook / upload endpoint / TTL from a Runware Delivery node."
-})
-REUSE_INPUT = ("BOOLEAN", {
-    "default": True,
-    "tooltip": "Reuse a finished result of exactly the same request from the on-disk cache "
-               "(no new charge, also after a restart). Turn off to pay for a new take.",
-})
-HIDDEN = {"unique_id": "UNIQUE_ID", "graph": "PROMPT"}
-
-
-class RunwareDelivery:
-    """Where Runware also sends the result, and for how long its URL lives."""
-
-    DESCRIPTION = (
-        "Delivery options for Runware jobs: a webhook Runware POSTs each finished result "
-        "to, an upload endpoint (e.g. a presigned S3 URL) Runware PUTs the file to, and "
-        "how long the result URL stays valid. The nodes still download every result."
-    )
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
-    RETURN_TYPES = (DELIVERY_TYPE,)
-    RETURN_NAMES = ("delivery",)
-    OUTPUT_TOOLTIPS = ("Connect to the delivery input of a Runware model node.",)
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict:  # noqa: N802
-        return {
-            "required": {
-                "webhook_url": STRING("webhookURL: Runware POSTs each finished result here "
-                                      "(empty = none)."),
-                "upload_endpoint": STRING(
-                    "uploadEndpoint: Runware PUTs the file here, e.g. a presigned URL "
-                    "(empty = none). It is saved in the workflow: mind who you share it with."
-                ),
-                "ttl": INT(0, 0, 2_592_000, "ttl: seconds the result URL stays valid; "
-                                            "0 = Runware's default, else at least 60."),
-            }
-        }
-
-    def build(self, webhook_url: str, upload_endpoint: str, ttl: int) -> tuple[dict]:
-        return (delivery_options(webhook_url, upload_endpoint, ttl),)
 
 
 class StatusText:
@@ -182,37 +102,22 @@ class StatusText:
             await asyncio.sleep(1.0)
 
 
-def key_file() -> Path:
-    """Where the settings dialog stores the key: ComfyUI's user directory."""
-    return host.user_directory() / KEY_FILE_NAME
+class ModelNode(TableNode):
+    """What the nodes that hand out Runware results share (Ovi, sync-3, Fetch Result):
+    the five list outputs and IS_CHANGED."""
 
+    RETURN_TYPES = MODEL_OUTPUTS
+    RETURN_NAMES = MODEL_OUTPUT_NAMES
+    OUTPUT_TOOLTIPS = MODEL_OUTPUT_TOOLTIPS
+    OUTPUT_IS_LIST = MODEL_OUTPUT_IS_LIST
 
-def client_config() -> ClientConfig:
-    """Settings from the environment; the key from RUNWARE_API_KEY, else the key file."""
-    return ClientConfig.from_env(key_file=key_file())
-
-
-def is_changed(cls: type, unique_id: str | None = None, **_inputs: Any) -> str:
-    """IS_CHANGED for the model nodes: stable (never NaN or time-based).
-
-    ComfyUI already re-runs a node when its inputs change. What inputs cannot show is
-    which outputs are connected: IMAGE/AUDIO are only decoded when linked, so a newly
-    linked output must re-run the node (which then reuses the cached file, no charge).
-    """
-    return media.outputs_fingerprint(host.running_prompt(), unique_id, len(MODEL_OUTPUTS))
-
-
-_CACHES: dict[str, ResultCache] = {}
-
-
-def result_cache() -> ResultCache:
-    """The on-disk result cache: RUNWARE_CACHE_DIR, else <ComfyUI output>/runware (one
-    object, hence one store connection, per set of settings)."""
-    settings = cache_settings_from_env(host.output_directory() / "runware")
-    key = repr(sorted((k, str(v)) for k, v in settings.items()))
-    if key not in _CACHES:
-        _CACHES[key] = ResultCache(**settings)
-    return _CACHES[key]
+    @classmethod
+    def IS_CHANGED(cls, unique_id: str | None = None, **_inputs: Any) -> str:  # noqa: N802
+        """Stable (never NaN or time-based). ComfyUI already re-runs a node when its inputs
+        change. What inputs cannot show is which outputs are connected: IMAGE/AUDIO are only
+        decoded when linked, so a newly linked output must re-run the node (which then
+        reuses the cached file, no charge)."""
+        return running_outputs_fingerprint(unique_id, len(MODEL_OUTPUTS))
 
 
 async def run_job(job: PreparedJob, *, node_id: str | None, label: str, graph: dict | None,
@@ -304,22 +209,22 @@ def model_outputs(
     estimate: dict | None = None,
 ) -> tuple[list, list, list, list, list]:
     """Five lists (video, images, audio, fps, info), one entry per result, in order."""
-    linked = media.linked_outputs(graph, node_id, len(MODEL_OUTPUTS))
+    linked = linked_outputs(graph, node_id, len(MODEL_OUTPUTS))
     need_images = linked is None or 1 in linked
     need_audio = linked is None or 2 in linked
     videos, images, audios, fps_list, infos = [], [], [], [], []
     for result in results:
         host.check_interrupted()  # Cancel between (long) decodes; the files stay cached
         try:
-            video, frames, audio, fps = media.results_to_outputs(
+            video, frames, audio, fps = result_outputs(
                 result.path, need_images=need_images, need_audio=need_audio
             )
-        except media.NotEnoughMemoryError:  # says itself where the file is and what to do
+        except NotEnoughMemoryError:  # says itself where the file is and what to do
             raise
         except Exception as exc:
             if host.is_interrupt(exc):  # older ComfyUI: the interrupt is an Exception
                 raise
-            raise media.MediaError(
+            raise ResultDecodeError(
                 f"Could not decode the result of Runware task {result.result.task_uuid} "
                 f"({exc}). The paid file is kept at {result.path}",
                 task_uuid=result.result.task_uuid,
