@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import shlex
@@ -341,6 +342,24 @@ fi
         "node --test tests/js/ COMFY_CLI=repo/.venv-comfycli/bin/comfy",
         "pytest COMFY_CLI=repo/.venv-comfycli/bin/comfy",
     ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
+def test_mypy_runs_in_a_clone_folder_that_is_no_package_name(tmp_path):
+    """The README's clone target holds the pack's __init__.py and is no Python identifier:
+    with the project's mypy settings, `mypy nodes` there checks nodes/ as a package (it
+    does not climb into the folder and stop with "not a valid Python package name")."""
+    clone = tmp_path / "ComfyUI-Runware-Ovi-Sync3"
+    (clone / "nodes" / "runware").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "pyproject.toml", clone / "pyproject.toml")
+    (clone / "__init__.py").write_text("from .nodes import X\n")
+    (clone / "nodes" / "__init__.py").write_text("from .runware.core import X\n")
+    (clone / "nodes" / "runware" / "__init__.py").write_text("")
+    (clone / "nodes" / "runware" / "core.py").write_text("X: int = 1\n")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "c"),
+                          "nodes"], cwd=clone, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no issues found in 3 source files" in out.stdout, out.stdout
 
 
 def test_every_node_declares_its_inputs_once():
