@@ -263,31 +263,9 @@ def video_from_file(path: str | os.PathLike[str] | Any) -> Any:
     return video_classes()["VideoFromFile"](source)
 
 
-def running_prompt() -> dict | None:
-    """The API-format prompt ComfyUI is executing right now, or None.
-
-    For ``IS_CHANGED``, which ComfyUI calls with an empty PROMPT: the queue still holds
-    the running item ``(number, prompt_id, prompt, extra_data, outputs)``.
-    """
-    server = _import("server")
-    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    queue = getattr(instance, "prompt_queue", None)
-    running = getattr(queue, "currently_running", None)
-    if not running:
-        return None
-    try:
-        items = list(running.values())
-    except Exception:
-        return None
-    if len(items) != 1:
-        return None
-    prompt = items[0][2] if len(items[0]) > 2 else None
-    return prompt if isinstance(prompt, dict) else None
-
-
-def running_prompt_id() -> str | None:
-    """The id of the prompt ComfyUI is executing right now (its queue's running item), or
-    None outside ComfyUI or when it cannot tell (several running at once)."""
+def _running_item() -> Any | None:
+    """The one item ComfyUI's queue is running, ``(number, prompt_id, prompt, extra_data,
+    outputs)``; None outside ComfyUI or when it cannot tell (none, or several at once)."""
     queue = getattr(_prompt_server(), "prompt_queue", None)
     running = getattr(queue, "currently_running", None)
     if not running:
@@ -296,9 +274,27 @@ def running_prompt_id() -> str | None:
         items = list(running.values())
     except Exception:
         return None
-    if len(items) != 1 or len(items[0]) < 2:
+    return items[0] if len(items) == 1 else None
+
+
+def running_prompt() -> dict | None:
+    """The API-format prompt ComfyUI is executing right now, or None.
+
+    For ``IS_CHANGED``, which ComfyUI calls with an empty PROMPT: the queue still holds
+    the running item ``(number, prompt_id, prompt, extra_data, outputs)``.
+    """
+    item = _running_item()
+    prompt = item[2] if item is not None and len(item) > 2 else None
+    return prompt if isinstance(prompt, dict) else None
+
+
+def running_prompt_id() -> str | None:
+    """The id of the prompt ComfyUI is executing right now (its queue's running item), or
+    None outside ComfyUI or when it cannot tell (several running at once)."""
+    item = _running_item()
+    if item is None or len(item) < 2:
         return None
-    prompt_id = items[0][1]
+    prompt_id = item[1]
     return prompt_id if isinstance(prompt_id, str) and 0 < len(prompt_id) <= 128 else None
 
 
